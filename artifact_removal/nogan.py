@@ -1,0 +1,374 @@
+"""The NoGAN recipe (DeOldify) as resumable stages, each a function that reads and writes state_dicts in `out`.
+
+1. `pretrain_generator`: the generator alone on a content loss (`fit_one_cycle`; frozen then unfrozen when the
+   encoder is pretrained).
+2. `save_generated` + `pretrain_critic`: the critic learns to tell the generator's outputs from clean patches.
+3. `train_gan`: a short GAN phase (`GANLearner.from_learners`, adaptive switcher, `GANDiscriminativeLR`), the
+   generator saved every `save_every` iterations.
+4. `choose_switch_point`: every GAN checkpoint scored on validation images (ST-LPIPS, PSNR); the rule below
+   picks one where DeOldify picked by eye.
+
+`run_nogan(out, data, cfg)` runs them in order and skips what is already done, so an interrupted run resumes.
+"""
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from fastai.callback.core import Callback, CancelFitException
+from fastcore.foundation import L
+from fastai.learner import Learner
+from fastai.optimizer import Adam
+from fastai.vision.gan import (AdaptiveGANSwitcher, AdaptiveLoss, GANDiscriminativeLR, GANLearner,
+                               accuracy_thresh_expand)
+from fastprogress.fastprogress import progress_bar
+from PIL import Image
+
+from .data import find_images, get_critic_dls, get_pair_dls, load_image
+from .degrade import JPEGDegradation, jpeg_compress
+from .losses import create_loss
+from .metrics import STLPIPS, psnr, psnr_batch, to_uint8
+from .models import create_critic, create_generator
+
+__all__ = ['NoGANConfig', 'QUICK', 'gen_learner', 'critic_learner', 'pretrain_generator', 'save_generated',
+           'pretrain_critic', 'train_gan', 'score_generator', 'choose_switch_point', 'run_nogan',
+           'save_state', 'load_state', 'ResumableCheckpoint', 'GANCheckpoints']
+
+
+@dataclass
+class NoGANConfig:
+    "Every setting of the recipe; the defaults are the full CPU recipe, `QUICK` runs end to end in minutes."
+    arch: str = 'mobilenetv3_small_100'
+    pretrained: bool = False            # ImageNet encoder weights from timm (needs the network once)
+    size: int = 64                      # training patch size (the paper's)
+    bs: int = 32
+    n_patches: int = 16                 # random patches per training image and epoch
+    quality: tuple = (5, 95)            # JPEG quality range of the training inputs
+    gen_loss: str = 'l1'                # content loss, e.g. 'l1', 'l1+stlpips:0.5', 'charbonnier+ssim'
+    gen_epochs: int = 30
+    gen_frozen_epochs: int = 2          # encoder frozen first (only when pretrained)
+    gen_lr: float = 2e-3
+    critic_patches: int = 4             # generated/clean patches saved per training image
+    critic_epochs: int = 4
+    critic_lr: float = 1e-3
+    gan_iters: int = 1500
+    gan_lr: float = 1e-4
+    gan_weights: tuple = (0.02, 1.0)    # (adversarial, content) weights of the generator loss
+    critic_thresh: float = 0.65         # AdaptiveGANSwitcher: train the critic while its loss is above this
+    save_every: int = 250
+    valid_images: int = 40              # validation images scored for the switch point
+    valid_crop: int = 256
+    valid_qualities: tuple = (10, 30)
+    max_psnr_drop: float = 0.1          # switch-point rule: PSNR may fall at most this much below stage 1's
+    num_workers: int = 1
+    seed: int = 42
+
+
+QUICK = NoGANConfig(size=32, bs=8, n_patches=2, gen_epochs=2, critic_patches=1, critic_epochs=1, gan_iters=6,
+                    save_every=3, valid_images=3, valid_crop=64, valid_qualities=(10,), num_workers=0)
+
+
+# ---------- files: state_dicts written atomically, never pickled Learners ----------
+
+def save_state(obj, path):
+    "torch.save `obj` (tensors and plain data) to `path` through a temporary file, so no half file is left."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.remove(tmp)
+
+
+def load_state(path, map_location='cpu'): return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _write_json(obj, path):
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + '.tmp')
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+class ResumableCheckpoint(Callback):
+    "Save model, optimizer and the finished epoch after every epoch to `path`, so `fit` can resume there."
+    order = 65
+    def __init__(self, path): self.path = Path(path)
+    def after_epoch(self):
+        save_state({'model': self.learn.model.state_dict(), 'opt': _plain(self.learn.opt.state_dict()),
+                    'epoch': self.epoch, 'n_epoch': self.n_epoch, 'recorder': _history(self.learn)}, self.path)
+
+
+class QualityTracker(Callback):
+    "After each epoch, score the model on fixed validation `pairs` (PSNR, ST-LPIPS) and log it with wall time."
+    order = 60
+    def __init__(self, pairs, log_path, stlpips=False):
+        self.pairs, self.log_path, self.metric = pairs, Path(log_path), STLPIPS(device='cpu') if stlpips else None
+        self.log = json.loads(self.log_path.read_text()) if self.log_path.exists() else []
+
+    def before_fit(self): self.t0 = time.time() - (self.log[-1]['seconds'] if self.log else 0)
+
+    def after_epoch(self):
+        row = score_generator(self.model, self.pairs, self.metric)
+        self.model.train()
+        self.log.append({'epoch': len(self.log) + 1, 'seconds': time.time() - self.t0, **row})
+        _write_json(self.log, self.log_path)
+        print(f"validation: {', '.join(f'{k} {v:.4g}' for k, v in self.log[-1].items())}")
+
+
+def _plain(o):
+    """fastcore `L`s and numpy scalars (in fastai's optimizer state) as plain lists and numbers, so the file
+    loads with `weights_only=True`."""
+    if isinstance(o, dict): return {k: _plain(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, L)): return [_plain(v) for v in o]
+    return o.item() if isinstance(o, np.generic) else o
+
+
+def _history(learn):
+    "The recorder's per-epoch values as plain floats (for the validation-curve plots and logs)."
+    return {'names': [str(n) for n in learn.recorder.metric_names[1:-1]],
+            'values': [[float(v) if v is not None else None for v in row] for row in learn.recorder.values]}
+
+
+def _resume(learn, path):
+    "Load a `ResumableCheckpoint`; return the epoch to start from (0 if there is none)."
+    if not Path(path).exists(): return 0
+    st = load_state(path)
+    learn.model.load_state_dict(st['model'])
+    learn.create_opt()
+    learn.opt.load_state_dict(st['opt'])
+    print(f'resuming {path.name} after epoch {st["epoch"] + 1}/{st["n_epoch"]}')
+    return st['epoch'] + 1
+
+
+# ---------- learners ----------
+
+def gen_learner(dls, arch='mobilenetv3_small_100', loss='l1', pretrained=False, **kwargs) -> Learner:
+    "A fastai Learner for the generator `arch` with content `loss` (a spec for `create_loss`) and a PSNR metric."
+    model = create_generator(arch, pretrained=pretrained).to(memory_format=torch.channels_last)
+    loss_func = create_loss(loss) if isinstance(loss, (str, dict)) else loss
+    learn = Learner(dls, model, loss_func=loss_func, metrics=[psnr_batch], opt_func=Adam, **kwargs)
+    if pretrained:  # fastai's parameter groups: encoder, the rest; freeze the pretrained encoder first
+        learn.splitter = lambda m: [list(m.body[0].parameters()), [p for n, p in m.named_parameters()
+                                                                  if not n.startswith('body.0.')]]
+        learn.freeze()
+    return learn
+
+
+def critic_learner(dls, nf=64, **kwargs) -> Learner:
+    "A Learner for the patch critic: one logit per patch region, binary cross-entropy (real=1, generated=0)."
+    return Learner(dls, create_critic(nf=nf), loss_func=AdaptiveLoss(nn.BCEWithLogitsLoss()),
+                   metrics=partial(accuracy_thresh_expand, thresh=0.0, sigmoid=False), **kwargs)
+
+
+def _pair_dls(data, valid, cfg):
+    return get_pair_dls(data, valid, size=cfg.size, bs=cfg.bs, n_patches=cfg.n_patches, seed=cfg.seed,
+                        degradation=JPEGDegradation(quality=cfg.quality), num_workers=cfg.num_workers)
+
+
+# ---------- stages ----------
+
+def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Path:
+    "Stage 1: fit the generator on the content loss; writes `gen_pretrain.pth`; resumes from its checkpoint."
+    out = Path(out)
+    final, ckpt = out / 'gen_pretrain.pth', out / 'gen_pretrain_ckpt.pth'
+    dls = dls or _pair_dls(data, valid, cfg)
+    learn = gen_learner(dls, cfg.arch, cfg.gen_loss, cfg.pretrained)
+    tracker = QualityTracker(_valid_set(valid or data, replace(cfg, valid_qualities=(10,))), out / 'gen_pretrain_valid.json')
+    cbs = [ResumableCheckpoint(ckpt), tracker]
+    if cfg.pretrained and cfg.gen_frozen_epochs:
+        frozen_ckpt = out / 'gen_frozen_ckpt.pth'
+        start = _resume(learn, frozen_ckpt)
+        if start < cfg.gen_frozen_epochs:
+            learn.fit_one_cycle(cfg.gen_frozen_epochs, cfg.gen_lr, start_epoch=start,
+                                cbs=[ResumableCheckpoint(frozen_ckpt), tracker])
+        learn.unfreeze()
+    start = _resume(learn, ckpt)
+    t0 = time.time()
+    lr = slice(cfg.gen_lr / 10, cfg.gen_lr) if cfg.pretrained else cfg.gen_lr
+    if start < cfg.gen_epochs: learn.fit_one_cycle(cfg.gen_epochs, lr, start_epoch=start, cbs=cbs)
+    _write_json({'stage': 'gen_pretrain', 'arch': cfg.arch, 'seconds_this_run': time.time() - t0,
+                 'history': load_state(ckpt)['recorder'] if ckpt.exists() else None,
+                 'valid_q10': tracker.log}, out / 'gen_pretrain.json')
+    save_state(learn.model.state_dict(), final)
+    return final
+
+
+def _load_generator(arch, path):
+    g = create_generator(arch)
+    g.load_state_dict(load_state(path))
+    return g.eval()
+
+
+@torch.no_grad()
+def save_generated(gen, data, out, cfg=NoGANConfig()) -> Path:
+    """Stage 2a: for each training image, `cfg.critic_patches` random patches, JPEG-damaged and restored by `gen`,
+    written to `out`/generated, with the clean patches in `out`/clean (DeOldify's image_gen folder)."""
+    out = Path(out)
+    rng = np.random.default_rng(cfg.seed)
+    deg = JPEGDegradation(quality=cfg.quality)
+    gen_dir, clean_dir = out / 'generated', out / 'clean'
+    tmp = out.with_name(out.name + '.partial')
+    shutil.rmtree(tmp, ignore_errors=True)
+    for d in ('generated', 'clean'): (tmp / d).mkdir(parents=True)
+    for f in progress_bar(list(find_images(data))):
+        img = load_image(f)
+        for k in range(cfg.critic_patches):
+            w, h = img.size
+            x, y = int(rng.integers(0, w - cfg.size + 1)), int(rng.integers(0, h - cfg.size + 1))
+            clean = img.crop((x, y, x + cfg.size, y + cfg.size))
+            inp = torch.from_numpy(np.asarray(deg(clean, rng))).permute(2, 0, 1)[None].float() / 255
+            Image.fromarray(to_uint8(gen(inp)[0])).save(tmp / 'generated' / f'{f.stem}_{k}.png')
+            clean.save(tmp / 'clean' / f'{f.stem}_{k}.png')
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)  # the folder appears whole or not at all
+    return out
+
+
+def pretrain_critic(out, critic_data, cfg=NoGANConfig()) -> Path:
+    "Stage 2b: fit the critic on generated vs clean patches; writes `critic_pretrain.pth`."
+    out = Path(out)
+    final, ckpt = out / 'critic_pretrain.pth', out / 'critic_pretrain_ckpt.pth'
+    dls = get_critic_dls(critic_data, size=cfg.size, bs=cfg.bs, seed=cfg.seed, num_workers=cfg.num_workers)
+    learn = critic_learner(dls)
+    start = _resume(learn, ckpt)
+    if start < cfg.critic_epochs:
+        learn.fit_one_cycle(cfg.critic_epochs, cfg.critic_lr, start_epoch=start, cbs=[ResumableCheckpoint(ckpt)])
+    save_state(learn.model.state_dict(), final)
+    return final
+
+
+class GANCheckpoints(Callback):
+    """Save the generator every `every` generator iterations as `gen_{iter}.pth`, the whole GAN state to
+    `gan_ckpt.pth` for resuming, and stop after `n_iters`."""
+    order = 70
+    def __init__(self, folder, every, n_iters, start_iter=0):
+        self.folder, self.every, self.n_iters, self.start_iter = Path(folder), every, n_iters, start_iter
+
+    def before_fit(self): self.it = self.start_iter
+
+    def after_batch(self):
+        if not self.training: return
+        self.it += 1
+        if self.it % self.every == 0 or self.it >= self.n_iters:
+            save_state(self.learn.model.generator.state_dict(), self.folder / f'gen_{self.it:06d}.pth')
+            save_state({'generator': self.learn.model.generator.state_dict(),
+                        'critic': self.learn.model.critic.state_dict(), 'iter': self.it}, self.folder / 'gan_ckpt.pth')
+        if self.it >= self.n_iters: raise CancelFitException()
+
+
+def train_gan(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Path:
+    "Stage 3: the GAN phase from the pretrained generator and critic; checkpoints in `out`/gan."
+    out = Path(out)
+    folder, ckpt = out / 'gan', out / 'gan' / 'gan_ckpt.pth'
+    dls = dls or _pair_dls(data, valid, cfg)
+    learn_gen = gen_learner(dls, cfg.arch, cfg.gen_loss)
+    learn_crit = critic_learner(dls)
+    start = 0
+    if ckpt.exists():
+        st = load_state(ckpt)
+        learn_gen.model.load_state_dict(st['generator']); learn_crit.model.load_state_dict(st['critic'])
+        start = st['iter']
+        print(f'resuming the GAN phase at iteration {start}/{cfg.gan_iters}')
+    else:
+        learn_gen.model.load_state_dict(load_state(out / 'gen_pretrain.pth'))
+        learn_crit.model.load_state_dict(load_state(out / 'critic_pretrain.pth'))
+    if start < cfg.gan_iters:
+        switcher = AdaptiveGANSwitcher(critic_thresh=cfg.critic_thresh)
+        learn = GANLearner.from_learners(learn_gen, learn_crit, switcher=switcher, weights_gen=cfg.gan_weights,
+                                         opt_func=partial(Adam, mom=0., sqr_mom=0.99), show_img=False)
+        learn.add_cbs([GANDiscriminativeLR(mult_lr=5.), GANCheckpoints(folder, cfg.save_every, cfg.gan_iters, start)])
+        n_epochs = max(1, -(-(cfg.gan_iters - start) // len(dls.train)))
+        learn.fit(n_epochs, cfg.gan_lr)
+    return folder
+
+
+def _valid_set(valid, cfg):
+    "Fixed validation pairs: centre crops of the first images, compressed at each validation quality."
+    files = find_images(valid)[:cfg.valid_images]
+    pairs = []
+    for f in files:
+        img = load_image(f)
+        w, h = img.size
+        c = min(cfg.valid_crop, w, h) // 16 * 16
+        img = img.crop(((w - c) // 2, (h - c) // 2, (w - c) // 2 + c, (h - c) // 2 + c))
+        for q in cfg.valid_qualities: pairs.append((q, np.asarray(img), np.asarray(jpeg_compress(img, q))))
+    return pairs
+
+
+@torch.no_grad()
+def score_generator(gen, pairs, stlpips=None) -> dict:
+    """Mean PSNR (and ST-LPIPS when `stlpips`, an `STLPIPS`, is given) of `gen`'s outputs on
+    (quality, clean, compressed) `pairs`; gen=None scores the compressed input itself."""
+    rows = []
+    for _, clean, comp in pairs:
+        out = comp
+        if gen is not None:
+            x = torch.from_numpy(comp).permute(2, 0, 1)[None].float() / 255
+            out = to_uint8(gen.eval()(x)[0])
+        rows.append({'psnr': psnr(clean, out), **({'stlpips': stlpips(clean, out)} if stlpips else {})})
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def choose_switch_point(out, valid, cfg=NoGANConfig()) -> dict:
+    """Stage 4: score the pretrained generator and each GAN checkpoint on `valid`; keep the checkpoint with the
+    lowest ST-LPIPS whose PSNR is at most `cfg.max_psnr_drop` dB below the pretrained generator's (the
+    pretrained generator itself when none qualifies). Writes `switch_point.json` and `generator.pth`."""
+    out = Path(out)
+    pairs, metric = _valid_set(valid, cfg), STLPIPS(device='cpu')
+    rows = [{'checkpoint': 'input', **score_generator(None, pairs, metric)},
+            {'checkpoint': 'gen_pretrain.pth', **score_generator(_load_generator(cfg.arch, out / 'gen_pretrain.pth'), pairs, metric)}]
+    for f in progress_bar(sorted((out / 'gan').glob('gen_*.pth'))):
+        rows.append({'checkpoint': f'gan/{f.name}', **score_generator(_load_generator(cfg.arch, f), pairs, metric)})
+    floor = rows[1]['psnr'] - cfg.max_psnr_drop
+    ok = [r for r in rows[1:] if r['psnr'] >= floor]
+    best = min(ok, key=lambda r: r['stlpips'])
+    result = {'rule': f'lowest ST-LPIPS with PSNR >= pretrained generator - {cfg.max_psnr_drop} dB',
+              'chosen': best['checkpoint'], 'scores': rows,
+              'valid': {'images': cfg.valid_images, 'crop': cfg.valid_crop, 'qualities': list(cfg.valid_qualities)}}
+    shutil.copyfile(out / best['checkpoint'], out / 'generator.pth.tmp')
+    os.replace(out / 'generator.pth.tmp', out / 'generator.pth')
+    _write_json(result, out / 'switch_point.json')
+    return result
+
+
+def run_nogan(out, data, valid=None, cfg=NoGANConfig(), cycles=1) -> dict:
+    """All stages in order, skipping finished ones (so a rerun resumes); `cycles`>1 repeats critic and GAN
+    stages from the chosen generator, as DeOldify repeated its NoGAN cycles."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json({'config': asdict(cfg), 'data': str(data), 'valid': str(valid)}, out / 'config.json')
+    valid_for_choice = valid or data
+    times = json.loads((out / 'times.json').read_text()) if (out / 'times.json').exists() else {}
+
+    def stage(name, done, fn):
+        if done.exists(): return
+        t = time.time(); fn()
+        times[name] = times.get(name, 0) + time.time() - t
+        _write_json(times, out / 'times.json')
+
+    stage('gen_pretrain', out / 'gen_pretrain.pth', lambda: pretrain_generator(out, data, valid, cfg))
+    result, prev = None, out
+    for c in range(cycles):
+        cyc = out if c == 0 else out / f'cycle{c}'
+        if c and not (cyc / 'gen_pretrain.pth').exists():
+            cyc.mkdir(exist_ok=True)
+            shutil.copyfile(prev / 'generator.pth', cyc / 'gen_pretrain.pth')
+        prev = cyc
+        gen = lambda: _load_generator(cfg.arch, cyc / 'gen_pretrain.pth')
+        stage(f'generate_{c}', cyc / 'critic_data', lambda: save_generated(gen(), data, cyc / 'critic_data', cfg))
+        stage(f'critic_{c}', cyc / 'critic_pretrain.pth', lambda: pretrain_critic(cyc, cyc / 'critic_data', cfg))
+        stage(f'gan_{c}', cyc / 'gan' / f'gen_{cfg.gan_iters:06d}.pth', lambda: train_gan(cyc, data, valid, cfg))
+        stage(f'choose_{c}', cyc / 'switch_point.json', lambda: choose_switch_point(cyc, valid_for_choice, cfg))
+        result = json.loads((cyc / 'switch_point.json').read_text())
+    return result
