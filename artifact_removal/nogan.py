@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,7 @@ import torch.nn as nn
 from fastai.callback.core import Callback, CancelFitException
 from fastcore.foundation import L
 from fastai.learner import Learner
+from fastai.torch_core import num_distrib, rank_distrib
 from fastai.optimizer import Adam
 from fastai.vision.gan import (AdaptiveGANSwitcher, AdaptiveLoss, GANDiscriminativeLR, GANLearner,
                                accuracy_thresh_expand)
@@ -78,7 +80,9 @@ QUICK = NoGANConfig(size=32, bs=8, n_patches=2, gen_epochs=2, critic_patches=1, 
 # ---------- files: state_dicts written atomically, never pickled Learners ----------
 
 def save_state(obj, path):
-    "torch.save `obj` (tensors and plain data) to `path` through a temporary file, so no half file is left."
+    """torch.save `obj` (tensors and plain data) to `path` through a temporary file, so no half file is left.
+    In a distributed run only the first process writes."""
+    if rank_distrib(): return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
@@ -94,34 +98,48 @@ def load_state(path, map_location='cpu'): return torch.load(path, map_location=m
 
 
 def _write_json(obj, path):
+    if rank_distrib(): return
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + '.tmp')
     tmp.write_text(json.dumps(obj, indent=2, default=str))
     os.replace(tmp, path)
 
 
-class ResumableCheckpoint(Callback):
+class _CompletedEpochCallback(Callback):
+    "Calls `after_completed_epoch` after epochs that ran: not after those a resumed fit skips (`start_epoch`)."
+    def before_epoch(self): self.skipped = False
+    def after_cancel_epoch(self): self.skipped = True
+    def after_epoch(self):
+        if not self.skipped: self.after_completed_epoch()
+
+
+class ResumableCheckpoint(_CompletedEpochCallback):
     "Save model, optimizer and the finished epoch after every epoch to `path`, so `fit` can resume there."
     order = 65
     def __init__(self, path): self.path = Path(path)
-    def after_epoch(self):
+    def after_completed_epoch(self):
         save_state({'model': self.learn.model.state_dict(), 'opt': _plain(self.learn.opt.state_dict()),
                     'epoch': self.epoch, 'n_epoch': self.n_epoch, 'recorder': _history(self.learn)}, self.path)
 
 
-class QualityTracker(Callback):
+class QualityTracker(_CompletedEpochCallback):
     "After each epoch, score the model on fixed validation `pairs` (PSNR, ST-LPIPS) and log it with wall time."
     order = 60
     def __init__(self, pairs, log_path, stlpips=False):
         self.pairs, self.log_path, self.metric = pairs, Path(log_path), STLPIPS(device='cpu') if stlpips else None
         self.log = json.loads(self.log_path.read_text()) if self.log_path.exists() else []
 
+    def resume_at(self, epoch):
+        "Forget logged epochs from `epoch` on: a fit resumed there redoes them."
+        self.log = [r for r in self.log if r['epoch'] <= epoch]
+
     def before_fit(self): self.t0 = time.time() - (self.log[-1]['seconds'] if self.log else 0)
 
-    def after_epoch(self):
+    def after_completed_epoch(self):
         row = score_generator(self.model, self.pairs, self.metric)
         self.model.train()
-        self.log.append({'epoch': len(self.log) + 1, 'seconds': time.time() - self.t0, **row})
+        self.log.append({'epoch': self.epoch + 1, 'seconds': time.time() - self.t0, **row})
         _write_json(self.log, self.log_path)
         print(f"validation: {', '.join(f'{k} {v:.4g}' for k, v in self.log[-1].items())}")
 
@@ -138,6 +156,22 @@ def _history(learn):
     "The recorder's per-epoch values as plain floats (for the validation-curve plots and logs)."
     return {'names': [str(n) for n in learn.recorder.metric_names[1:-1]],
             'values': [[float(v) if v is not None else None for v in row] for row in learn.recorder.values]}
+
+
+def _fit_resumable(learn, n_epoch, lr, ckpt, tracker=None):
+    "`fit_one_cycle` that saves each epoch to `ckpt` and, when `ckpt` exists, continues after its last epoch."
+    start = _resume(learn, ckpt)
+    if tracker: tracker.resume_at(start)
+    if start < n_epoch:
+        with _distributed(learn):
+            learn.fit_one_cycle(n_epoch, lr, start_epoch=start, cbs=[ResumableCheckpoint(ckpt)] + L(tracker))
+
+
+def _distributed(learn):
+    "fastai's `distrib_ctx` when launched as several processes (`accelerate launch`), else nothing to do."
+    if num_distrib() <= 1: return nullcontext()
+    import fastai.distributed  # noqa: F401  (adds Learner.distrib_ctx)
+    return learn.distrib_ctx()
 
 
 def _resume(learn, path):
@@ -184,22 +218,17 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     final, ckpt = out / 'gen_pretrain.pth', out / 'gen_pretrain_ckpt.pth'
     dls = dls or _pair_dls(data, valid, cfg)
     learn = gen_learner(dls, cfg.arch, cfg.gen_loss, cfg.pretrained)
-    tracker = QualityTracker(_valid_set(valid or data, replace(cfg, valid_qualities=(10,))), out / 'gen_pretrain_valid.json')
-    cbs = [ResumableCheckpoint(ckpt), tracker]
-    if cfg.pretrained and cfg.gen_frozen_epochs:
-        frozen_ckpt = out / 'gen_frozen_ckpt.pth'
-        start = _resume(learn, frozen_ckpt)
-        if start < cfg.gen_frozen_epochs:
-            learn.fit_one_cycle(cfg.gen_frozen_epochs, cfg.gen_lr, start_epoch=start,
-                                cbs=[ResumableCheckpoint(frozen_ckpt), tracker])
-        learn.unfreeze()
-    start = _resume(learn, ckpt)
+    pairs = _valid_set(valid or data, replace(cfg, valid_qualities=(10,)))
     t0 = time.time()
+    if cfg.pretrained and cfg.gen_frozen_epochs:
+        _fit_resumable(learn, cfg.gen_frozen_epochs, cfg.gen_lr, out / 'gen_frozen_ckpt.pth',
+                       QualityTracker(pairs, out / 'gen_frozen_valid.json'))
+        learn.unfreeze()
     lr = slice(cfg.gen_lr / 10, cfg.gen_lr) if cfg.pretrained else cfg.gen_lr
-    if start < cfg.gen_epochs: learn.fit_one_cycle(cfg.gen_epochs, lr, start_epoch=start, cbs=cbs)
+    tracker = QualityTracker(pairs, out / 'gen_pretrain_valid.json')
+    _fit_resumable(learn, cfg.gen_epochs, lr, ckpt, tracker)
     _write_json({'stage': 'gen_pretrain', 'arch': cfg.arch, 'seconds_this_run': time.time() - t0,
-                 'history': load_state(ckpt)['recorder'] if ckpt.exists() else None,
-                 'valid_q10': tracker.log}, out / 'gen_pretrain.json')
+                 'history': load_state(ckpt)['recorder'], 'valid_q10': tracker.log}, out / 'gen_pretrain.json')
     save_state(learn.model.state_dict(), final)
     return final
 
@@ -241,9 +270,7 @@ def pretrain_critic(out, critic_data, cfg=NoGANConfig()) -> Path:
     final, ckpt = out / 'critic_pretrain.pth', out / 'critic_pretrain_ckpt.pth'
     dls = get_critic_dls(critic_data, size=cfg.size, bs=cfg.bs, seed=cfg.seed, num_workers=cfg.num_workers)
     learn = critic_learner(dls)
-    start = _resume(learn, ckpt)
-    if start < cfg.critic_epochs:
-        learn.fit_one_cycle(cfg.critic_epochs, cfg.critic_lr, start_epoch=start, cbs=[ResumableCheckpoint(ckpt)])
+    _fit_resumable(learn, cfg.critic_epochs, cfg.critic_lr, ckpt)
     save_state(learn.model.state_dict(), final)
     return final
 
@@ -289,7 +316,7 @@ def train_gan(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Path:
                                          opt_func=partial(Adam, mom=0., sqr_mom=0.99), show_img=False)
         learn.add_cbs([GANDiscriminativeLR(mult_lr=5.), GANCheckpoints(folder, cfg.save_every, cfg.gan_iters, start)])
         n_epochs = max(1, -(-(cfg.gan_iters - start) // len(dls.train)))
-        learn.fit(n_epochs, cfg.gan_lr)
+        with _distributed(learn): learn.fit(n_epochs, cfg.gan_lr)
     return folder
 
 

@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from artifact_removal.data import ImageReadError, get_pair_dls
+
+
+def test_pair_batches(mini_train, mini_valid):
+    dls = get_pair_dls(mini_train, mini_valid, size=48, bs=4, n_patches=2, num_workers=0, seed=0)
+    x, y = dls.one_batch()
+    assert x.shape == y.shape == (4, 3, 48, 48)
+    assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 and 0 <= y.min() and y.max() <= 1
+    assert (x - y).abs().mean() > 0  # the input is damaged, the target is not
+    xv, yv = dls.valid.one_batch()
+    assert xv.shape[-1] == 96 and len(dls.train_ds) == 12 and len(dls.valid_ds) == 3
+    # validation damage is fixed per patch, so every epoch scores the same inputs
+    assert torch.equal(dls.valid.one_batch()[0], xv)
+
+
+def test_show_batch(mini_train, mini_valid):
+    import matplotlib.pyplot as plt
+    dls = get_pair_dls(mini_train, mini_valid, size=32, bs=4, n_patches=1, num_workers=0)
+    dls.show_batch(max_n=2)
+    plt.close('all')
+
+
+def test_empty_folder(tmp_path):
+    with pytest.raises(ImageReadError, match=str(tmp_path)): get_pair_dls(tmp_path)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nope'): get_pair_dls(tmp_path / 'nope')
+
+
+@pytest.mark.parametrize('make, why', [
+    (lambda p: p.write_bytes(b''), 'empty file'),
+    (lambda p: p.write_bytes(b'this is not a picture'), 'not a readable image'),
+    (lambda p: p.write_bytes(open(p.parent.parent / 'good.jpg', 'rb').read()[:3000]), 'not a readable image'),
+])
+def test_bad_image_named(tmp_path, make, why):
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / 'good.jpg', quality=95)  # ~60 kB: cut at 3000 bytes is truncated
+    d = tmp_path / 'set'; d.mkdir()
+    Image.new('RGB', (200, 200), 'blue').save(d / 'ok.png')
+    bad = d / 'bad.jpg'
+    make(bad)
+    with pytest.raises(ImageReadError, match=f'bad.jpg: {why}'): get_pair_dls(d, valid_pct=0.5)
+
+
+def test_image_smaller_than_crop(tmp_path):
+    Image.new('RGB', (200, 200)).save(tmp_path / 'big.png')
+    Image.new('RGB', (40, 300)).save(tmp_path / 'thin.png')
+    with pytest.raises(ImageReadError, match=r'thin.png: image is 40x300, smaller than the 128 px crop'):
+        get_pair_dls(tmp_path, size=64)

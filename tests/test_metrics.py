@@ -1,0 +1,52 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from artifact_removal.losses import CombinedLoss, PerceptualLoss, create_loss
+from artifact_removal.metrics import STLPIPS, psnr, psnr_b, ssim
+
+
+def test_calibration_live1_color_q10(data_dir):
+    "The JPEG input on LIVE1 color at q10 scores as FBCNN publishes: 25.69 dB, 0.7433, 24.20 dB."
+    p, s, b = [], [], []
+    for f in sorted((data_dir / 'test' / 'live1_color').glob('*.png')):
+        bgr = cv2.imread(str(f))
+        dec = cv2.imdecode(cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, 10])[1], 1)
+        ref, img = bgr[..., ::-1], dec[..., ::-1]
+        p.append(psnr(ref, img)); s.append(ssim(ref, img)); b.append(psnr_b(ref, img))
+    assert len(p) == 29
+    assert np.mean(p) == pytest.approx(25.69, abs=0.01)
+    assert np.mean(s) == pytest.approx(0.7433, abs=0.0001)
+    assert np.mean(b) == pytest.approx(24.20, abs=0.01)
+
+
+def test_identical_images():
+    a = (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)
+    assert psnr(a, a) == float('inf') and ssim(a, a) == pytest.approx(1.0)
+
+
+def test_stlpips_orders_damage():
+    rng = np.random.default_rng(0)
+    ref = torch.rand(3, 64, 64)
+    m = STLPIPS(device='cpu')
+    small, large = (ref + 0.02 * torch.randn_like(ref)).clamp(0, 1), (ref + 0.2 * torch.randn_like(ref)).clamp(0, 1)
+    assert m(ref, ref) < 1e-6 < m(ref, small) < m(ref, large)
+
+
+def test_losses_combine():
+    x, y = torch.rand(2, 3, 32, 32, requires_grad=True), torch.rand(2, 3, 32, 32)
+    loss = create_loss('l1:1,ssim:0.5')
+    assert isinstance(loss, CombinedLoss) and set(loss.parts) == set()
+    v = loss(x, y)
+    v.backward()
+    parts = {k: float(t) for k, t in loss.parts.items()}
+    assert float(v) == pytest.approx(parts['l1'] + 0.5 * parts['ssim'], rel=1e-5) and x.grad is not None
+    with pytest.raises(ValueError, match='unknown loss'): create_loss('l7')
+
+
+def test_perceptual_loss_on_unit_range():
+    "LPIPS with an untrained trunk (offline) takes [0,1] images and gives 0 for identical ones."
+    loss = PerceptualLoss(variant=None, pnet_rand=True)
+    x = torch.rand(2, 3, 64, 64)
+    assert float(loss(x, x)) == pytest.approx(0, abs=1e-6) and float(loss(x, 1 - x)) > 0

@@ -1,0 +1,44 @@
+import pytest
+import torch
+
+from artifact_removal.models import GENERATOR_CONFIGS, count_params, create_critic, create_generator
+
+
+@pytest.fixture(scope='module', params=list(GENERATOR_CONFIGS))
+def gen(request): return create_generator(request.param).eval()
+
+
+@torch.no_grad()
+def test_identity_at_init_any_size(gen):
+    for shape in [(2, 3, 67, 45), (1, 3, 31, 33), (1, 3, 1, 1)]:
+        x = torch.rand(shape)
+        y = gen(x)
+        assert y.shape == x.shape and (y - x).abs().max() < 1e-6
+
+
+@torch.no_grad()
+def test_gray_input(gen):
+    x = torch.rand(1, 1, 50, 70)
+    assert gen(x).shape == x.shape
+
+
+def test_learns_a_correction():
+    "After one step the output moves away from the input: the zero-initialised head does not block learning."
+    g = create_generator('mobilenetv3_small_100')
+    x, y = torch.rand(4, 3, 64, 64), torch.rand(4, 3, 64, 64)
+    opt = torch.optim.Adam(g.parameters(), 1e-3)
+    for _ in range(2):
+        loss = (g(x) - y).abs().mean(); opt.zero_grad(); loss.backward(); opt.step()
+    assert (g.eval()(x) - x).abs().mean() > 1e-4
+
+
+def test_sizes():
+    assert 1.0e6 < count_params(create_generator('mobilenetv3_small_100')) < 2.5e6
+    assert 4.0e6 < count_params(create_generator('mobilenetv3_large_100')) < 7e6
+    with pytest.raises(ValueError, match='unknown generator'): create_generator('resnet9000')
+
+
+def test_critic_patch_logits():
+    c = create_critic()
+    assert c(torch.rand(3, 3, 64, 64)).shape == (3, 16)
+    assert any('weight_orig' in n for n, _ in c.named_parameters())  # spectral norm

@@ -1,0 +1,62 @@
+"""The quick NoGAN recipe end to end, through the CLI, and resuming after an interruption."""
+import json
+from dataclasses import replace
+
+import pytest
+
+from artifact_removal.cli import main
+from artifact_removal.nogan import QUICK, ResumableCheckpoint, pretrain_generator, run_nogan
+
+
+def test_quick_recipe_cli(mini_train, mini_valid, tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert main(['train', '--quick', '--data', str(mini_train), '--valid', str(mini_valid), '--out', str(out)]) == 0
+    for f in ['gen_pretrain.pth', 'critic_pretrain.pth', 'gan/gen_000003.pth', 'gan/gen_000006.pth',
+              'generator.pth', 'switch_point.json', 'times.json', 'gen_pretrain_valid.json']:
+        assert (out / f).exists(), f
+    sp = json.loads((out / 'switch_point.json').read_text())
+    names = [r['checkpoint'] for r in sp['scores']]
+    assert names[:2] == ['input', 'gen_pretrain.pth'] and 'gan/gen_000006.pth' in names
+    assert sp['chosen'] in names[1:] and all('stlpips' in r and 'psnr' in r for r in sp['scores'])
+    assert len(list((out / 'critic_data' / 'generated').glob('*.png'))) == 6
+    assert 'switch point' in capsys.readouterr().out
+    # a finished run is not redone
+    mtime = (out / 'gen_pretrain.pth').stat().st_mtime
+    assert main(['train', '--quick', '--data', str(mini_train), '--valid', str(mini_valid), '--out', str(out)]) == 0
+    assert (out / 'gen_pretrain.pth').stat().st_mtime == mtime
+
+
+class Interrupt(Exception): pass
+
+
+def test_generator_resumes_after_interruption(mini_train, mini_valid, tmp_path, monkeypatch, capsys):
+    cfg = replace(QUICK, gen_epochs=3)
+    orig = ResumableCheckpoint.after_completed_epoch
+    def stop_after_two(self):
+        orig(self)
+        if self.epoch == 1: raise Interrupt('power cut')
+    monkeypatch.setattr(ResumableCheckpoint, 'after_completed_epoch', stop_after_two)
+    with pytest.raises(Interrupt): pretrain_generator(tmp_path, mini_train, mini_valid, cfg)
+    assert not (tmp_path / 'gen_pretrain.pth').exists() and (tmp_path / 'gen_pretrain_ckpt.pth').exists()
+    monkeypatch.setattr(ResumableCheckpoint, 'after_completed_epoch', orig)
+    pretrain_generator(tmp_path, mini_train, mini_valid, cfg)
+    assert 'resuming gen_pretrain_ckpt.pth after epoch 2/3' in capsys.readouterr().out
+    log = json.loads((tmp_path / 'gen_pretrain_valid.json').read_text())
+    assert [r['epoch'] for r in log] == [1, 2, 3]  # one more epoch, not a restart
+
+
+def test_gan_phase_resumes(mini_train, mini_valid, tmp_path, capsys):
+    run_nogan(tmp_path, mini_train, mini_valid, QUICK)
+    (tmp_path / 'gan' / 'gen_000006.pth').unlink()
+    (tmp_path / 'switch_point.json').unlink()
+    ckpt = tmp_path / 'gan' / 'gan_ckpt.pth'
+    import torch
+    st = torch.load(ckpt, weights_only=True); st['iter'] = 3; torch.save(st, ckpt)  # as if stopped at 3
+    run_nogan(tmp_path, mini_train, mini_valid, QUICK)
+    assert 'resuming the GAN phase at iteration 3/6' in capsys.readouterr().out
+    assert (tmp_path / 'gan' / 'gen_000006.pth').exists() and (tmp_path / 'switch_point.json').exists()
+
+
+def test_cli_bad_data(tmp_path, capsys):
+    assert main(['train', '--quick', '--data', str(tmp_path), '--out', str(tmp_path / 'o')]) == 2
+    assert f'{tmp_path}: no image files found' in capsys.readouterr().err
