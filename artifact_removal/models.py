@@ -20,7 +20,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 GENERATOR_CONFIGS = {
     'mobilenetv3_small_100': dict(kind='unet', encoder='mobilenetv3_small_100', cut=-1, full_res=24),
     'mobilenetv3_large_100': dict(kind='unet', encoder='mobilenetv3_large_100', cut=-1, full_res=32),
-    'plain_cnn': dict(kind='plain', nf=48, n_layers=8),
+    'plain_cnn': dict(kind='plain', nf=32, n_layers=8),  # the control: about the small U-Net's FLOPs
 }
 
 
@@ -108,7 +108,7 @@ def _critic_conv(ni, nf, ks=3, stride=1, self_attention=False, **kwargs):
                      norm_type=NormType.Spectral, xtra=SelfAttention(nf) if self_attention else None, **kwargs)
 
 
-def create_critic(n_channels=3, nf=64, n_blocks=3, p=0.15, self_attention=True) -> nn.Sequential:
+def create_critic(n_channels=3, nf=32, n_blocks=3, p=0.15, self_attention=True) -> nn.Sequential:
     """A patch critic in the style of DeOldify's `custom_gan_critic`, sized for 64 px patches.
 
     Each block halves the resolution and doubles the width; the output is one logit per receptive field

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -38,6 +38,7 @@ from .degrade import JPEGDegradation, jpeg_compress
 from .losses import create_loss
 from .metrics import STLPIPS, psnr, psnr_batch, to_uint8
 from .models import create_critic, create_generator
+from .visualize import plot_side_by_side, plot_validation_curve
 
 __all__ = ['NoGANConfig', 'QUICK', 'gen_learner', 'critic_learner', 'pretrain_generator', 'save_generated',
            'pretrain_critic', 'train_gan', 'score_generator', 'choose_switch_point', 'run_nogan',
@@ -49,6 +50,7 @@ class NoGANConfig:
     "Every setting of the recipe; the defaults are the full CPU recipe, `QUICK` runs end to end in minutes."
     arch: str = 'mobilenetv3_small_100'
     pretrained: bool = False            # ImageNet encoder weights from timm (needs the network once)
+    init: str = ''                      # start stage 1 from these generator weights (.safetensors or .pth)
     size: int = 64                      # training patch size (the paper's)
     bs: int = 32
     n_patches: int = 16                 # random patches per training image and epoch
@@ -126,8 +128,8 @@ class ResumableCheckpoint(_CompletedEpochCallback):
 class QualityTracker(_CompletedEpochCallback):
     "After each epoch, score the model on fixed validation `pairs` (PSNR, ST-LPIPS) and log it with wall time."
     order = 60
-    def __init__(self, pairs, log_path, stlpips=False):
-        self.pairs, self.log_path, self.metric = pairs, Path(log_path), STLPIPS(device='cpu') if stlpips else None
+    def __init__(self, pairs, log_path, stlpips=True):
+        self.pairs, self.log_path, self.metric = pairs, Path(log_path), STLPIPS() if stlpips else None
         self.log = json.loads(self.log_path.read_text()) if self.log_path.exists() else []
 
     def resume_at(self, epoch):
@@ -187,11 +189,22 @@ def _resume(learn, path):
 
 # ---------- learners ----------
 
-def gen_learner(dls, arch='mobilenetv3_small_100', loss='l1', pretrained=False, **kwargs) -> Learner:
-    "A fastai Learner for the generator `arch` with content `loss` (a spec for `create_loss`) and a PSNR metric."
+def bf16_supported() -> bool:
+    "Whether bf16 autocast runs natively here: a CUDA GPU with bf16, or a CPU with AVX512-BF16/AMX."
+    if torch.cuda.is_available(): return torch.cuda.is_bf16_supported()
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def gen_learner(dls, arch='mobilenetv3_small_100', loss='l1', pretrained=False, mixed_precision=None,
+                **kwargs) -> Learner:
+    """A fastai Learner for the generator `arch` with content `loss` (a spec for `create_loss`) and a PSNR metric.
+
+    channels_last memory format; bf16 mixed precision when `mixed_precision` (default: where it is native).
+    """
     model = create_generator(arch, pretrained=pretrained).to(memory_format=torch.channels_last)
     loss_func = create_loss(loss) if isinstance(loss, (str, dict)) else loss
     learn = Learner(dls, model, loss_func=loss_func, metrics=[psnr_batch], opt_func=Adam, **kwargs)
+    if bf16_supported() if mixed_precision is None else mixed_precision: learn.to_bf16()
     if pretrained:  # fastai's parameter groups: encoder, the rest; freeze the pretrained encoder first
         learn.splitter = lambda m: [list(m.body[0].parameters()), [p for n, p in m.named_parameters()
                                                                   if not n.startswith('body.0.')]]
@@ -199,7 +212,7 @@ def gen_learner(dls, arch='mobilenetv3_small_100', loss='l1', pretrained=False, 
     return learn
 
 
-def critic_learner(dls, nf=64, **kwargs) -> Learner:
+def critic_learner(dls, nf=32, **kwargs) -> Learner:
     "A Learner for the patch critic: one logit per patch region, binary cross-entropy (real=1, generated=0)."
     return Learner(dls, create_critic(nf=nf), loss_func=AdaptiveLoss(nn.BCEWithLogitsLoss()),
                    metrics=partial(accuracy_thresh_expand, thresh=0.0, sigmoid=False), **kwargs)
@@ -218,6 +231,7 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     final, ckpt = out / 'gen_pretrain.pth', out / 'gen_pretrain_ckpt.pth'
     dls = dls or _pair_dls(data, valid, cfg)
     learn = gen_learner(dls, cfg.arch, cfg.gen_loss, cfg.pretrained)
+    if cfg.init: learn.model.load_state_dict(_read_generator_state(cfg.init))
     pairs = _valid_set(valid or data, replace(cfg, valid_qualities=(10,)))
     t0 = time.time()
     if cfg.pretrained and cfg.gen_frozen_epochs:
@@ -227,15 +241,26 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     lr = slice(cfg.gen_lr / 10, cfg.gen_lr) if cfg.pretrained else cfg.gen_lr
     tracker = QualityTracker(pairs, out / 'gen_pretrain_valid.json')
     _fit_resumable(learn, cfg.gen_epochs, lr, ckpt, tracker)
+    input_scores = score_generator(None, pairs, tracker.metric)
     _write_json({'stage': 'gen_pretrain', 'arch': cfg.arch, 'seconds_this_run': time.time() - t0,
-                 'history': load_state(ckpt)['recorder'], 'valid_q10': tracker.log}, out / 'gen_pretrain.json')
+                 'history': load_state(ckpt)['recorder'], 'valid_q10': tracker.log, 'input_q10': input_scores},
+                out / 'gen_pretrain.json')
+    plot_validation_curve(tracker.log, out / 'gen_pretrain_valid.png', input_scores)
     save_state(learn.model.state_dict(), final)
     return final
 
 
+def _read_generator_state(path):
+    "A generator state_dict (fp32) from a run's .pth or a release .safetensors file."
+    if str(path).endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return {k: v.float() for k, v in load_file(str(path)).items()}
+    return load_state(path)
+
+
 def _load_generator(arch, path):
     g = create_generator(arch)
-    g.load_state_dict(load_state(path))
+    g.load_state_dict(_read_generator_state(path))
     return g.eval()
 
 
@@ -342,7 +367,7 @@ def score_generator(gen, pairs, stlpips=None) -> dict:
         out = comp
         if gen is not None:
             x = torch.from_numpy(comp).permute(2, 0, 1)[None].float() / 255
-            out = to_uint8(gen.eval()(x)[0])
+            out = to_uint8(gen.eval()(x.to(next(gen.parameters()).device))[0])
         rows.append({'psnr': psnr(clean, out), **({'stlpips': stlpips(clean, out)} if stlpips else {})})
     return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
 
@@ -352,7 +377,7 @@ def choose_switch_point(out, valid, cfg=NoGANConfig()) -> dict:
     lowest ST-LPIPS whose PSNR is at most `cfg.max_psnr_drop` dB below the pretrained generator's (the
     pretrained generator itself when none qualifies). Writes `switch_point.json` and `generator.pth`."""
     out = Path(out)
-    pairs, metric = _valid_set(valid, cfg), STLPIPS(device='cpu')
+    pairs, metric = _valid_set(valid, cfg), STLPIPS()
     rows = [{'checkpoint': 'input', **score_generator(None, pairs, metric)},
             {'checkpoint': 'gen_pretrain.pth', **score_generator(_load_generator(cfg.arch, out / 'gen_pretrain.pth'), pairs, metric)}]
     for f in progress_bar(sorted((out / 'gan').glob('gen_*.pth'))):
@@ -365,8 +390,19 @@ def choose_switch_point(out, valid, cfg=NoGANConfig()) -> dict:
               'valid': {'images': cfg.valid_images, 'crop': cfg.valid_crop, 'qualities': list(cfg.valid_qualities)}}
     shutil.copyfile(out / best['checkpoint'], out / 'generator.pth.tmp')
     os.replace(out / 'generator.pth.tmp', out / 'generator.pth')
+    _plot_results(out, pairs[:3], cfg.arch, best['checkpoint'])
     _write_json(result, out / 'switch_point.json')
     return result
+
+
+@torch.no_grad()
+def _plot_results(out, pairs, arch, chosen):
+    "results.png: input | stage-1 generator | chosen generator | reference, for a few validation crops."
+    gens = [_load_generator(arch, out / 'gen_pretrain.pth'), _load_generator(arch, out / chosen)]
+    run = lambda g, x: to_uint8(g(torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255)[0])
+    rows = [[comp] + [run(g, comp) for g in gens] + [clean] for _, clean, comp in pairs]
+    titles = [f'JPEG q{pairs[0][0]}', 'pretrained generator', f'chosen: {chosen}', 'reference']
+    plot_side_by_side(rows, titles, out / 'results.png')
 
 
 def run_nogan(out, data, valid=None, cfg=NoGANConfig(), cycles=1) -> dict:

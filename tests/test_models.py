@@ -42,3 +42,17 @@ def test_critic_patch_logits():
     c = create_critic()
     assert c(torch.rand(3, 3, 64, 64)).shape == (3, 16)
     assert any('weight_orig' in n for n, _ in c.named_parameters())  # spectral norm
+
+
+def test_weights_roundtrip_fp16(tmp_path):
+    from artifact_removal.weights import load_generator, read_metadata, save_generator
+    g = create_generator('mobilenetv3_small_100')
+    with torch.no_grad():
+        for p in g.parameters(): p.add_(torch.randn_like(p) * 0.01)
+    path = save_generator(g, tmp_path / 'w.safetensors', 'mobilenetv3_small_100', recipe={'loss': 'l1'})
+    assert read_metadata(path) == {'arch': 'mobilenetv3_small_100', 'recipe': {'loss': 'l1'}}
+    x = torch.rand(1, 3, 40, 40)
+    assert (load_generator(path)(x) - g.eval()(x)).abs().max() < 2e-3  # fp16 storage
+    assert not list(tmp_path.glob('*.tmp'))
+    (tmp_path / 'bad.safetensors').write_bytes(b'junk')
+    with pytest.raises(ValueError, match='bad.safetensors: not a weights file'): load_generator(tmp_path / 'bad.safetensors')

@@ -12,7 +12,8 @@ def test_quick_recipe_cli(mini_train, mini_valid, tmp_path, capsys):
     out = tmp_path / 'run'
     assert main(['train', '--quick', '--data', str(mini_train), '--valid', str(mini_valid), '--out', str(out)]) == 0
     for f in ['gen_pretrain.pth', 'critic_pretrain.pth', 'gan/gen_000003.pth', 'gan/gen_000006.pth',
-              'generator.pth', 'switch_point.json', 'times.json', 'gen_pretrain_valid.json']:
+              'generator.pth', 'switch_point.json', 'times.json', 'gen_pretrain_valid.json',
+              'gen_pretrain_valid.png', 'results.png']:
         assert (out / f).exists(), f
     sp = json.loads((out / 'switch_point.json').read_text())
     names = [r['checkpoint'] for r in sp['scores']]

@@ -1,0 +1,48 @@
+"""Generator weights on disk: fp16 safetensors with the architecture in the metadata, written atomically.
+
+A weights file says which `GENERATOR_CONFIGS` entry it belongs to, so `load_generator(path)` needs nothing else.
+"""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, safe_open, save_file
+
+from .models import create_generator
+
+__all__ = ['save_generator', 'load_generator', 'read_metadata']
+
+
+def save_generator(model, path, arch, half=True, **metadata) -> Path:
+    "Write `model`'s state_dict (fp16 by default) and `arch` plus `metadata` (JSON-able) to `path`, atomically."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {'arch': arch, **{k: json.dumps(v) for k, v in metadata.items()}}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    os.close(fd)
+    try:
+        save_file(sd, tmp, metadata=meta)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.remove(tmp)
+    return path
+
+
+def read_metadata(path) -> dict:
+    "The metadata of a weights file: 'arch' and the JSON values saved with it."
+    with safe_open(str(path), framework='pt') as f: meta = f.metadata() or {}
+    return {k: v if k == 'arch' else json.loads(v) for k, v in meta.items()}
+
+
+def load_generator(path, device='cpu'):
+    "The generator stored in the safetensors file `path`, in fp32 and eval mode."
+    path = Path(path)
+    try: meta = read_metadata(path)
+    except Exception as e: raise ValueError(f'{path}: not a weights file ({e})') from None
+    if 'arch' not in meta: raise ValueError(f'{path}: weights file has no architecture in its metadata')
+    model = create_generator(meta['arch'])
+    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    return model.to(device).eval()

@@ -1,0 +1,100 @@
+"""Validation PSNR at JPEG quality 10 against training time, for each generator config, on this machine.
+
+Each config trains for the same wall-clock budget (L1 loss, 64 px patches, batches of 32, Adam, one cycle
+sized to the budget from a measured step time); every `--every` seconds of training the model is scored on
+fixed validation crops. Writes a CSV, a plot and a Markdown table. Run it alone: the machine is shared.
+
+    python benchmarks/learning_curves.py --minutes 15 --out docs
+"""
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import matplotlib
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+import torch
+from fastai.callback.core import Callback, CancelFitException
+
+from artifact_removal.data import get_pair_dls
+from artifact_removal.degrade import JPEGDegradation
+from artifact_removal.nogan import NoGANConfig, _valid_set, gen_learner, score_generator
+from artifact_removal.models import count_params
+
+VARIANTS = {  # name -> (arch, create_generator overrides)
+    'mobilenetv3_small_100': ('mobilenetv3_small_100', {}),
+    'mobilenetv3_small_100 without full-res branch': ('mobilenetv3_small_100', {'full_res': 0}),
+    'mobilenetv3_large_100': ('mobilenetv3_large_100', {}),
+    'plain_cnn (control)': ('plain_cnn', {}),
+}
+
+
+class TimedValidation(Callback):
+    "Score every `every` seconds of training (scoring time excluded) and stop at `budget` seconds."
+    order = 90
+    def __init__(self, pairs, every, budget): self.pairs, self.every, self.budget = pairs, every, budget
+    def before_fit(self):
+        self.train_s, self.rows = 0.0, [{'seconds': 0.0, 'psnr': score_generator(self.model, self.pairs)['psnr']}]
+        self.model.train(); self.t = time.time()
+    def after_batch(self):
+        if not self.training: return
+        self.train_s += time.time() - self.t
+        if self.train_s >= self.every * len(self.rows) or self.train_s >= self.budget:
+            self.rows.append({'seconds': self.train_s, 'psnr': score_generator(self.model, self.pairs)['psnr'],
+                              'iters': self.train_iter})
+            print(f"  {self.train_s:7.0f} s  iter {self.train_iter:5d}  PSNR q10 {self.rows[-1]['psnr']:.3f}", flush=True)
+            self.model.train()
+        if self.train_s >= self.budget: raise CancelFitException()
+        self.t = time.time()
+
+
+def run(name, arch, overrides, dls, pairs, budget, every, lr):
+    learn = gen_learner(dls, arch, 'l1')
+    if overrides:  # rebuild the model with the variant's settings
+        from artifact_removal.models import create_generator
+        learn.model = create_generator(arch, **overrides).to(memory_format=torch.channels_last)
+    x, y = dls.one_batch()
+    learn.model.train(); opt = torch.optim.Adam(learn.model.parameters())
+    t = time.time()
+    for _ in range(3): loss = (learn.model(x) - y).abs().mean(); loss.backward(); opt.zero_grad()
+    step = (time.time() - t) / 3
+    n_epoch = max(1, round(budget / step / len(dls.train)))
+    print(f'{name}: {count_params(learn.model) / 1e6:.2f} M params, {step:.2f} s/step, {n_epoch} epochs', flush=True)
+    cb = TimedValidation(pairs, every, budget)
+    learn.fit_one_cycle(n_epoch, lr, cbs=cb)
+    return {'name': name, 'params_m': count_params(learn.model) / 1e6, 's_per_step': step, 'curve': cb.rows}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--data', default='../shared/data/train')
+    p.add_argument('--valid', default='../shared/data/valid')
+    p.add_argument('--minutes', type=float, default=15)
+    p.add_argument('--every', type=float, default=90, help='seconds of training between validations')
+    p.add_argument('--lr', type=float, default=2e-3)
+    p.add_argument('--variants', nargs='+', default=list(VARIANTS))
+    p.add_argument('--out', default='docs')
+    a = p.parse_args()
+    torch.manual_seed(0)
+    dls = get_pair_dls(a.data, a.valid, size=64, bs=32, n_patches=16, seed=0, num_workers=1,
+                       degradation=JPEGDegradation())
+    cfg = NoGANConfig(valid_images=20, valid_crop=256, valid_qualities=(10,))
+    pairs = _valid_set(a.valid, cfg)
+    input_psnr = score_generator(None, pairs)['psnr']
+    results = [run(n, *VARIANTS[n], dls, pairs, a.minutes * 60, a.every, a.lr) for n in a.variants]
+    out = Path(a.out); out.mkdir(exist_ok=True)
+    meta = {'command': 'python benchmarks/learning_curves.py ' + ' '.join(f'--{k} {v}' for k, v in
+            [('minutes', a.minutes), ('every', a.every), ('lr', a.lr)]), 'machine': f'{platform.processor() or platform.machine()}, '
+            f'{torch.get_num_threads()} threads', 'input_psnr': input_psnr, 'valid': '20 centre crops of 256 px, valid/, q10'}
+    (out / 'learning_curves.json').write_text(json.dumps({'meta': meta, 'results': results}, indent=1))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in results: ax.plot([c['seconds'] / 60 for c in r['curve']], [c['psnr'] for c in r['curve']], 'o-', label=r['name'])
+    ax.axhline(input_psnr, color='gray', ls='--', label='JPEG input')
+    ax.set(xlabel='training time on this CPU (min)', ylabel='validation PSNR at q10 (dB)', title='Learning speed, L1 loss')
+    ax.legend(fontsize=8); ax.grid(alpha=.3); fig.tight_layout(); fig.savefig(out / 'learning_curves.png', dpi=110)
+    for r in results: print(f"{r['name']:48s} {r['params_m']:.2f} M  {r['s_per_step']:.2f} s/step  final {r['curve'][-1]['psnr']:.3f} dB (input {input_psnr:.3f})")
+
+
+if __name__ == '__main__': main()
