@@ -11,10 +11,10 @@ __all__ = ['main']
 def _add_config_args(p):
     "One --option per NoGANConfig field, defaulting to None so only what the user sets overrides the config."
     for f in fields(NoGANConfig):
-        name = '--' + f.name.replace('_', '-')
-        if f.type in ('bool', bool): p.add_argument(name, action=argparse.BooleanOptionalAction, default=None)
-        elif f.type in ('tuple', tuple): p.add_argument(name, type=type(f.default[0]), nargs='+', default=None)
-        else: p.add_argument(name, type={'int': int, 'float': float}.get(f.type, str), default=None)
+        name, kind = '--' + f.name.replace('_', '-'), type(f.default)
+        if kind is bool: p.add_argument(name, action=argparse.BooleanOptionalAction, default=None)
+        elif kind is tuple: p.add_argument(name, type=type(f.default[0]), nargs='+', default=None)
+        else: p.add_argument(name, type=kind, default=None)
 
 
 def _train(args):
