@@ -16,7 +16,9 @@ __all__ = ['GENERATOR_CONFIGS', 'create_encoder', 'FullResStem', 'RestorationNet
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 # name -> architecture; `cut` drops the encoder's last blocks (the 576/960-channel 1x1 stage would make the
-# U-Net's middle conv most of the parameters), `full_res` is the width of the full-resolution branch.
+# U-Net's middle conv most of the parameters), `full_res` is the width of the full-resolution branch. The
+# encoders' squeeze-excitation is removed: it pools over the whole image, so a tile would see different
+# channel weights than the whole image and tiled results would not match (the same reason as no attention).
 GENERATOR_CONFIGS = {
     'mobilenetv3_small_100': dict(kind='unet', encoder='mobilenetv3_small_100', cut=-1, full_res=24),
     'mobilenetv3_large_100': dict(kind='unet', encoder='mobilenetv3_large_100', cut=-1, full_res=32),
@@ -51,8 +53,10 @@ class FullResStem(nn.Module):
 
 
 def create_encoder(name='mobilenetv3_small_100', pretrained=False, cut=-1, full_res=24) -> nn.Sequential:
-    "The timm model `name` as an iterable encoder for `DynamicUnet`, its blocks cut at `cut`."
+    "The timm model `name` as an iterable encoder for `DynamicUnet`, its blocks cut at `cut`, without squeeze-excitation."
     m = timm.create_model(name, pretrained=pretrained)
+    for block in m.blocks.modules():
+        if hasattr(block, 'se'): block.se = nn.Identity()
     stem = [_FirstChannels(nn.Sequential(m.conv_stem, m.bn1))]
     return nn.Sequential(*([FullResStem(3, full_res)] if full_res else []), *stem, *m.blocks[:cut])
 

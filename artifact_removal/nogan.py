@@ -13,7 +13,6 @@
 import json
 import os
 import shutil
-import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
@@ -33,12 +32,14 @@ from fastai.vision.gan import (AdaptiveGANSwitcher, AdaptiveLoss, GANDiscriminat
 from fastprogress.fastprogress import progress_bar
 from PIL import Image
 
+from .files import atomic_path
 from .data import find_images, get_critic_dls, get_pair_dls, load_image
 from .degrade import JPEGDegradation, jpeg_compress
 from .losses import create_loss
 from .metrics import STLPIPS, psnr, psnr_batch, to_uint8
 from .models import create_critic, create_generator
 from .visualize import plot_side_by_side, plot_validation_curve
+from .weights import read_generator_state
 
 __all__ = ['NoGANConfig', 'QUICK', 'gen_learner', 'critic_learner', 'pretrain_generator', 'save_generated',
            'pretrain_critic', 'train_gan', 'score_generator', 'choose_switch_point', 'run_nogan',
@@ -85,15 +86,7 @@ def save_state(obj, path):
     """torch.save `obj` (tensors and plain data) to `path` through a temporary file, so no half file is left.
     In a distributed run only the first process writes."""
     if rank_distrib(): return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+    with atomic_path(path) as tmp: torch.save(obj, tmp)
 
 
 def load_state(path, map_location='cpu'): return torch.load(path, map_location=map_location, weights_only=True)
@@ -101,11 +94,7 @@ def load_state(path, map_location='cpu'): return torch.load(path, map_location=m
 
 def _write_json(obj, path):
     if rank_distrib(): return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
 
 
 class _CompletedEpochCallback(Callback):
@@ -231,7 +220,7 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     final, ckpt = out / 'gen_pretrain.pth', out / 'gen_pretrain_ckpt.pth'
     dls = dls or _pair_dls(data, valid, cfg)
     learn = gen_learner(dls, cfg.arch, cfg.gen_loss, cfg.pretrained)
-    if cfg.init: learn.model.load_state_dict(_read_generator_state(cfg.init))
+    if cfg.init: learn.model.load_state_dict(read_generator_state(cfg.init))
     pairs = _valid_set(valid or data, replace(cfg, valid_qualities=(10,)))
     t0 = time.time()
     if cfg.pretrained and cfg.gen_frozen_epochs:
@@ -250,17 +239,9 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     return final
 
 
-def _read_generator_state(path):
-    "A generator state_dict (fp32) from a run's .pth or a release .safetensors file."
-    if str(path).endswith('.safetensors'):
-        from safetensors.torch import load_file
-        return {k: v.float() for k, v in load_file(str(path)).items()}
-    return load_state(path)
-
-
 def _load_generator(arch, path):
     g = create_generator(arch)
-    g.load_state_dict(_read_generator_state(path))
+    g.load_state_dict(read_generator_state(path))
     return g.eval()
 
 
@@ -388,8 +369,7 @@ def choose_switch_point(out, valid, cfg=NoGANConfig()) -> dict:
     result = {'rule': f'lowest ST-LPIPS with PSNR >= pretrained generator - {cfg.max_psnr_drop} dB',
               'chosen': best['checkpoint'], 'scores': rows,
               'valid': {'images': cfg.valid_images, 'crop': cfg.valid_crop, 'qualities': list(cfg.valid_qualities)}}
-    shutil.copyfile(out / best['checkpoint'], out / 'generator.pth.tmp')
-    os.replace(out / 'generator.pth.tmp', out / 'generator.pth')
+    with atomic_path(out / 'generator.pth') as tmp: shutil.copyfile(out / best['checkpoint'], tmp)
     _plot_results(out, pairs[:3], cfg.arch, best['checkpoint'])
     _write_json(result, out / 'switch_point.json')
     return result

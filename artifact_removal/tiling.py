@@ -1,8 +1,9 @@
 """Run an image-to-image network on any size in bounded memory: pad to the stride, cut into tiles with context,
 run each, paste back the tile cores. Pure functions on arrays/tensors, no model state.
 
-Tiles start on multiples of `align` (32: the U-Net's stride, a multiple of the 8x8 JPEG grid), so every tile
-sees the grid and the network's downsampling exactly where the whole image does; each tile is read with
+The image is first padded to a multiple of `align` (32: the U-Net's stride, a multiple of the 8x8 JPEG grid)
+the way the network pads a whole image, and tiles start on multiples of it, so every tile sees the grid, the
+edges and the network's downsampling exactly where the whole image does; each tile is read with
 `context` extra pixels on every side and only its core is kept, so tile edges never reach the output.
 """
 import math
@@ -10,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-__all__ = ['tile_spans', 'choose_tile_size', 'run_tiled']
+__all__ = ['tile_spans', 'choose_tile_size', 'run_tiled', 'arrays_to_batch', 'batch_to_arrays']
 
 
 def tile_spans(length, tile, align=32):
@@ -25,29 +26,38 @@ def choose_tile_size(bytes_per_pixel, budget_bytes, context=64, align=32, larges
     return int(min(largest, max(align, side // align * align)))
 
 
+def _scale(dtype): return float(np.iinfo(dtype).max) if np.dtype(dtype).kind in 'ui' else 1.0
+
+
+def arrays_to_batch(arrays) -> torch.Tensor:
+    "Same-shape HxWxC arrays (uint8, uint16 or float) as one BxCxHxW float tensor in [0, 1]."
+    a = np.stack([np.ascontiguousarray(x) for x in arrays])
+    return torch.from_numpy(a).permute(0, 3, 1, 2).float() / _scale(a.dtype)
+
+
+def batch_to_arrays(t: torch.Tensor, dtype) -> list:
+    "A BxCxHxW [0, 1] tensor as HxWxC arrays of `dtype`, clipped and (for integers) rounded to its range."
+    a, scale = t.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy(), _scale(dtype)
+    return [(x * scale).round().astype(dtype) if np.dtype(dtype).kind in 'ui' else x.astype(dtype) for x in a]
+
+
 @torch.no_grad()
-def run_tiled(fn, image: np.ndarray, tile=0, context=64, align=32, to_tensor=None, from_tensor=None):
+def run_tiled(fn, image: np.ndarray, tile=0, context=64, align=32):
     """Apply `fn` (a 1xCxHxW [0,1] tensor -> same) to the HxWxC array `image`, one tile at a time.
 
     tile=0 runs the whole image at once. The output array has the input's shape and dtype and is filled
-    tile by tile, so memory holds the two arrays and one tile's activations. `to_tensor`/`from_tensor`
-    convert array crops to [0,1] tensors and back (defaults: by the dtype's range).
+    tile by tile, so memory holds the two arrays and one tile's activations.
     """
-    scale = float(np.iinfo(image.dtype).max) if image.dtype.kind in 'ui' else 1.0
-    to_tensor = to_tensor or (lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float() / scale)
-    from_tensor = from_tensor or (lambda t: _to_array(t, image.dtype, scale))
+    run = lambda a: batch_to_arrays(fn(arrays_to_batch([a])), image.dtype)[0]
     h, w = image.shape[:2]
-    if not tile: return from_tensor(fn(to_tensor(image)))
+    if not tile: return run(image)
+    # pad as the network pads a whole image (edge rows/columns up to the stride), so edge tiles see the same
+    ph, pw = -h % align, -w % align
+    if ph or pw: return run_tiled(fn, np.pad(image, ((0, ph), (0, pw), (0, 0)), mode='edge'), tile, context, align)[:h, :w]
     out = np.empty_like(image)
     for y0, y1 in tile_spans(h, tile, align):
         for x0, x1 in tile_spans(w, tile, align):
             cy0, cx0 = max(0, y0 - context), max(0, x0 - context)  # context starts stay on the grid
             cy1, cx1 = min(h, y1 + context), min(w, x1 + context)
-            res = fn(to_tensor(image[cy0:cy1, cx0:cx1]))
-            out[y0:y1, x0:x1] = from_tensor(res[..., y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0])
+            out[y0:y1, x0:x1] = run(image[cy0:cy1, cx0:cx1])[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
     return out
-
-
-def _to_array(t, dtype, scale):
-    a = t[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-    return (a * scale).round().astype(dtype) if dtype.kind in 'ui' else a.astype(dtype)

@@ -4,17 +4,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ['plot_side_by_side', 'plot_validation_curve']
+from .files import atomic_path
+
+__all__ = ['plot_side_by_side', 'plot_validation_curve', 'plot_before_after', 'most_changed_crop', 'to_display']
 
 
 def _save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.stem}.tmp{path.suffix}')
-    fig.savefig(tmp, dpi=100, bbox_inches='tight')
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    try:
+        with atomic_path(path) as tmp: fig.savefig(tmp, dpi=100, bbox_inches='tight')
+    finally: plt.close(fig)
+    return Path(path)
 
 
 def plot_side_by_side(rows, titles, path=None, crop=None, cell=2.6):
@@ -46,5 +45,45 @@ def plot_validation_curve(log, path=None, input_scores=None, title='generator pr
         if input_scores and k in input_scores: ax.axhline(input_scores[k], color='gray', ls='--', label='JPEG input')
         ax.set(xlabel='training time (min)', ylabel=labels[k], title=f'{title}: validation at q10')
         ax.grid(alpha=.3); ax.legend()
+    fig.tight_layout()
+    return _save(fig, path) if path else fig
+
+
+def to_display(a: np.ndarray) -> np.ndarray:
+    "Any restorable array (gray/RGB(A), uint8/uint16/float) as uint8 gray or RGB for imshow; alpha dropped."
+    a = a if a.ndim == 2 else (a[..., 0] if a.shape[2] in (1, 2) else a[..., :3])
+    if a.dtype == np.uint8: return a
+    scale = 255.0 / np.iinfo(a.dtype).max if a.dtype.kind in 'ui' else 255.0
+    return np.clip(a.astype(np.float32) * scale, 0, 255).round().astype(np.uint8)
+
+
+def most_changed_crop(before, after, frac=0.25):
+    "(y, x, size) of the square, `frac` of the short side, where `after` differs most from `before`."
+    d = np.abs(to_display(before).astype(np.float32) - to_display(after).astype(np.float32))
+    d = d.sum(-1) if d.ndim == 3 else d
+    size = max(8, int(min(d.shape) * frac))
+    ii = np.pad(d.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # integral image: every window sum in O(1)
+    sums = ii[size:, size:] - ii[:-size, size:] - ii[size:, :-size] + ii[:-size, :-size]
+    y, x = np.unravel_index(np.argmax(sums), sums.shape)
+    return int(y), int(x), size
+
+
+def plot_before_after(before, after, crop=None, compare=True, figsize=(14, 7), path=None, title=None):
+    """DeOldify-style comparison: before | after on top, the same zoomed crop of each below (the area the
+    restoration changed most unless `crop`=(y, x, size) is given); `compare=False` shows `after` alone."""
+    before, after = to_display(before), to_display(after)
+    crop = crop or most_changed_crop(before, after)
+    images = [('before', before), ('after', after)] if compare else [('after', after)]
+    fig, axs = plt.subplots(2, len(images), figsize=figsize, squeeze=False, height_ratios=[1, 1])
+    y, x, s = crop
+    for c, (name, img) in enumerate(images):
+        kw = dict(cmap='gray' if img.ndim == 2 else None, vmin=0, vmax=255)
+        axs[0, c].imshow(img, **kw)
+        axs[0, c].add_patch(plt.Rectangle((x, y), s, s, fill=False, edgecolor='yellow', linewidth=1.5))
+        axs[0, c].set_title(name)
+        axs[1, c].imshow(img[y:y + s, x:x + s], interpolation='nearest', **kw)
+        axs[1, c].set_title(f'{name}, zoom')
+        for ax in axs[:, c]: ax.set_axis_off()
+    if title: fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, path) if path else fig

@@ -3,32 +3,23 @@
 A weights file says which `GENERATOR_CONFIGS` entry it belongs to, so `load_generator(path)` needs nothing else.
 """
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, safe_open, save_file
 
+from .files import atomic_path
 from .models import create_generator
 
-__all__ = ['save_generator', 'load_generator', 'read_metadata']
+__all__ = ['save_generator', 'load_generator', 'read_metadata', 'read_generator_state']
 
 
 def save_generator(model, path, arch, half=True, **metadata) -> Path:
     "Write `model`'s state_dict (fp16 by default) and `arch` plus `metadata` (JSON-able) to `path`, atomically."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {'arch': arch, **{k: json.dumps(v) for k, v in metadata.items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    os.close(fd)
-    try:
-        save_file(sd, tmp, metadata=meta)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
-    return path
+    with atomic_path(path) as tmp: save_file(sd, tmp, metadata=meta)
+    return Path(path)
 
 
 def read_metadata(path) -> dict:
@@ -46,3 +37,10 @@ def load_generator(path, device='cpu'):
     model = create_generator(meta['arch'])
     model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
     return model.to(device).eval()
+
+
+def read_generator_state(path) -> dict:
+    "A generator state_dict in fp32 from a .safetensors file, a run's .pth, or a stage checkpoint (its 'model')."
+    if str(path).endswith('.safetensors'): return {k: v.float() for k, v in load_file(str(path)).items()}
+    st = torch.load(path, map_location='cpu', weights_only=True)
+    return st['model'] if 'model' in st and isinstance(st['model'], dict) else st

@@ -61,3 +61,12 @@ def test_gan_phase_resumes(mini_train, mini_valid, tmp_path, capsys):
 def test_cli_bad_data(tmp_path, capsys):
     assert main(['train', '--quick', '--data', str(tmp_path), '--out', str(tmp_path / 'o')]) == 2
     assert f'{tmp_path}: no image files found' in capsys.readouterr().err
+
+
+def test_second_cycle_starts_from_chosen_generator(mini_train, mini_valid, tmp_path):
+    import torch
+    result = run_nogan(tmp_path, mini_train, mini_valid, QUICK, cycles=2)
+    first = torch.load(tmp_path / 'generator.pth', weights_only=True)
+    second_start = torch.load(tmp_path / 'cycle1' / 'gen_pretrain.pth', weights_only=True)
+    assert all(torch.equal(first[k], second_start[k]) for k in first)
+    assert (tmp_path / 'cycle1' / 'generator.pth').exists() and result['chosen']

@@ -20,16 +20,17 @@ def test_choose_tile_size():
 
 @pytest.mark.parametrize('dtype', [np.uint8, np.uint16, np.float32])
 def test_tiled_matches_whole_within_one_level(dtype):
-    "With trained-like random weights, tiles with context give the whole-image result within 1/255."
+    "A network whose receptive field (17 px) fits in the context gives the whole-image result, in every dtype."
     torch.manual_seed(0)
-    g = create_generator('mobilenetv3_small_100').eval()
+    g = create_generator('plain_cnn').eval()
     with torch.no_grad():
-        for p in g.parameters(): p.add_(torch.randn_like(p) * 0.02)
+        for p in g.parameters(): p.add_(torch.randn_like(p) * 0.05)
     rng = np.random.default_rng(0)
-    img = rng.random((150, 210, 3))
+    img = rng.random((160, 224, 3))  # a multiple of the 32 px grid: a stride-1 net pads nothing either
     img = (img * np.iinfo(dtype).max).astype(dtype) if dtype != np.float32 else img.astype(dtype)
     whole = run_tiled(g, img, tile=0)
-    tiled = run_tiled(g, img, tile=64, context=96)
+    tiled = run_tiled(g, img, tile=64, context=32)
     scale = np.iinfo(dtype).max if dtype != np.float32 else 1.0
     assert whole.dtype == tiled.dtype == dtype and whole.shape == img.shape
+    assert np.abs(whole.astype(np.float64) - img).max() / scale > 10 / 255  # the network does change the image
     assert np.abs(whole.astype(np.float64) - tiled.astype(np.float64)).max() / scale <= 1 / 255
