@@ -30,16 +30,24 @@ class PILImageInput(PILImage):
     "The compressed side of a pair: transforms typed on it touch the input only."
 
 
-def load_image(path, mode='RGB') -> Image.Image:
-    "Fully decode `path` (EXIF orientation applied) in `mode`, or raise `ImageReadError` naming the file."
+def load_image(path, mode='RGB', still=False) -> Image.Image:
+    """Fully decode `path` (EXIF orientation applied) in `mode` (None: as stored), or raise `ImageReadError`
+    naming the file. `still` refuses animations instead of taking their first frame."""
     path = Path(path)
     try:
         with Image.open(path) as im:
+            if still and getattr(im, 'n_frames', 1) > 1:
+                raise ImageReadError(f'{path}: animated image ({im.n_frames} frames); restore it as a video '
+                                     'with restore_video, or save the frame you want as a still image')
             im.load()
             im = ImageOps.exif_transpose(im)
             return im.convert(mode) if mode else im.copy()
+    except ImageReadError: raise
     except FileNotFoundError: raise ImageReadError(f'{path}: no such file') from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except IsADirectoryError: raise ImageReadError(f'{path}: is a folder, not an image file') from None
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f'{path}: {e} Raise PIL.Image.MAX_IMAGE_PIXELS if you trust this file.') from None
+    except (OSError, SyntaxError, ValueError) as e:
         size = path.stat().st_size if path.exists() else 0
         why = 'empty file (0 bytes)' if size == 0 else f'not a readable image ({e})'
         raise ImageReadError(f'{path}: {why}') from None

@@ -1,0 +1,97 @@
+"""Restoration speed (megapixels per second) and peak memory, printed as a Markdown table.
+
+Rows: the default model through `Restorer` (fp32, channels_last) at 720p and 1080p, the same network through
+onnxruntime, and the `mobilenetv3_large_100` config as the reference in the same run (ratios are what to
+compare: these machines are noisy). On a GPU, also fp16 with a batch of 1080p frames. Then the 50-megapixel
+case: peak resident memory of a fresh process restoring an 8660x5773 photo with automatic tiling.
+
+    python benchmarks/restore_speed.py [--threads 2] [--repeat 3] [--skip-50mp]
+"""
+import argparse
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from artifact_removal.export import export_onnx
+from artifact_removal.models import create_generator
+from artifact_removal.restore import Restorer
+
+
+def timed(fn, repeat):
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter(); fn(); times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def frames(h, w, n=1, seed=0):
+    return [np.random.default_rng(seed + i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(n)]
+
+
+def peak_memory_50mp(tile=None):
+    "Peak RSS (GiB) and seconds of a fresh process restoring a 50 MP image (the image itself included)."
+    code = f"""
+import resource, time, numpy as np
+from artifact_removal.restore import Restorer
+r = Restorer(device='cpu', tile={tile})
+a = np.random.default_rng(0).integers(0, 256, (5773, 8660, 3), dtype=np.uint8)
+t = time.perf_counter(); out = r.restore_array(a); s = time.perf_counter() - t
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, s, r.tile_size(*a.shape[:2]))
+"""
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    gib, s, tile = res.stdout.split()
+    return float(gib), float(s), int(tile)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--repeat', type=int, default=3)
+    p.add_argument('--skip-50mp', action='store_true')
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    dev = 'cuda' if torch.cuda.is_available() else 'cpu'
+    print(f'{platform.processor() or platform.machine()}, torch {torch.__version__}, {a.threads} threads, '
+          f'device {torch.cuda.get_device_name() if dev == "cuda" else "cpu"}\n')
+    default = Restorer(device='cpu', tile=0)
+    large = Restorer(create_generator('mobilenetv3_large_100'), device='cpu', tile=0)
+    rows = []
+    for name, h, w in (('720p', 720, 1280), ('1080p', 1080, 1920)):
+        img = frames(h, w)[0]
+        mp = h * w / 1e6
+        base = mp / timed(lambda: default.restore_array(img), a.repeat)
+        rows.append((f'default ({default.name}), PyTorch fp32', name, base, 1.0))
+        big = mp / timed(lambda: large.restore_array(img), a.repeat)
+        rows.append(('mobilenetv3_large_100 (reference), PyTorch fp32', name, big, big / base))
+        if name == '1080p':
+            import onnxruntime as ort
+            path = export_onnx('default', '/tmp/artifact_removal_bench.onnx')
+            opts = ort.SessionOptions(); opts.intra_op_num_threads = a.threads
+            sess = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
+            x = img.transpose(2, 0, 1)[None].astype(np.float32) / 255
+            onnx = mp / timed(lambda: sess.run(None, {'image': x}), a.repeat)
+            rows.append(('default, onnxruntime fp32', name, onnx, onnx / base))
+    if dev == 'cuda':
+        gpu = Restorer(device='cuda', tile=0, batch_size=8)
+        batch = frames(1080, 1920, 8)
+        for half in (False, True):
+            gpu.half = half
+            def run(): gpu.restore_arrays(batch); torch.cuda.synchronize()
+            rows.append((f'default, CUDA {"fp16" if half else "fp32"}, batch 8', '1080p',
+                         8 * 1080 * 1920 / 1e6 / timed(run, a.repeat), float('nan')))
+    print('| model | size | MP/s | ratio to default |\n|---|---|---|---|')
+    for r in rows: print(f'| {r[0]} | {r[1]} | {r[2]:.2f} | {r[3]:.2f} |')
+    if not a.skip_50mp:
+        gib, s, tile = peak_memory_50mp()
+        print(f'\n50 MP (8660x5773) on the CPU, automatic tiles of {tile} px: peak memory {gib:.2f} GiB '
+              f'(image and result included), {s:.0f} s ({50 / s:.2f} MP/s)')
+
+
+if __name__ == '__main__': main()
