@@ -66,6 +66,7 @@ class NoGANConfig:
     gan_iters: int = 1500
     gan_lr: float = 1e-4
     gan_weights: tuple = (0.02, 1.0)    # (adversarial, content) weights of the generator loss
+    gan_loss: str = ''                  # content loss of the GAN phase (default: gen_loss), e.g. 'l1+stlpips:0.5'
     critic_thresh: float = 0.65         # AdaptiveGANSwitcher: train the critic while its loss is above this
     save_every: int = 250
     valid_images: int = 40              # validation images scored for the switch point
@@ -221,6 +222,9 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     dls = dls or _pair_dls(data, valid, cfg)
     learn = gen_learner(dls, cfg.arch, cfg.gen_loss, cfg.pretrained)
     if cfg.init: learn.model.load_state_dict(read_generator_state(cfg.init))
+    if not cfg.gen_epochs:  # start the NoGAN cycle from `init` as it is
+        save_state(learn.model.state_dict(), final)
+        return final
     pairs = _valid_set(valid or data, replace(cfg, valid_qualities=(10,)))
     t0 = time.time()
     if cfg.pretrained and cfg.gen_frozen_epochs:
@@ -305,7 +309,7 @@ def train_gan(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Path:
     out = Path(out)
     folder, ckpt = out / 'gan', out / 'gan' / 'gan_ckpt.pth'
     dls = dls or _pair_dls(data, valid, cfg)
-    learn_gen = gen_learner(dls, cfg.arch, cfg.gen_loss)
+    learn_gen = gen_learner(dls, cfg.arch, cfg.gan_loss or cfg.gen_loss)
     learn_crit = critic_learner(dls)
     start = 0
     if ckpt.exists():

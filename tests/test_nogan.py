@@ -70,3 +70,17 @@ def test_second_cycle_starts_from_chosen_generator(mini_train, mini_valid, tmp_p
     second_start = torch.load(tmp_path / 'cycle1' / 'gen_pretrain.pth', weights_only=True)
     assert all(torch.equal(first[k], second_start[k]) for k in first)
     assert (tmp_path / 'cycle1' / 'generator.pth').exists() and result['chosen']
+
+
+def test_cycle_from_release_weights_with_perceptual_gan_loss(mini_train, mini_valid, tmp_path):
+    "gen_epochs=0 starts the critic and GAN phases from `init` as it is; gan_loss sets the GAN content loss."
+    import torch
+    from dataclasses import replace
+    from artifact_removal import registry
+    from artifact_removal.weights import read_generator_state
+    init = registry.model_path(registry.default_model())
+    cfg = replace(QUICK, init=str(init), gen_epochs=0, gan_loss='l1+stlpips:0.5')
+    result = run_nogan(tmp_path, mini_train, mini_valid, cfg)
+    start = torch.load(tmp_path / 'gen_pretrain.pth', weights_only=True)
+    assert all(torch.equal(start[k], v) for k, v in read_generator_state(init).items())
+    assert result['chosen'] and (tmp_path / 'generator.pth').exists()
