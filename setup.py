@@ -14,7 +14,7 @@ setup(
     python_requires='>=3.10',
     install_requires=[
         'torch>=2.1', 'torchvision', 'fastai>=2.7.14', 'timm>=0.9', 'lpips', 'pillow>=9', 'matplotlib',
-        'numpy', 'opencv-python-headless', 'pytorch-msssim', 'safetensors', 'av>=14', 'onnx', 'onnxruntime',
+        'numpy', 'opencv-python-headless', 'pytorch-msssim', 'safetensors', 'av>=18', 'onnx', 'onnxruntime',
         'onnxscript',
         # ST-LPIPS ships trained shift-tolerant LPIPS weights (works offline); its own imports need these
         'stlpips-pytorch', 'torchsummary', 'ipython', 'scikit-image',

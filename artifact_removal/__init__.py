@@ -10,3 +10,4 @@ from .nogan import QUICK, NoGANConfig, run_nogan
 from .restore import Restorer, get_transformed_image, plot_transformed_image, restore_image
 from .registry import download_model, list_models
 from .export import export_onnx
+from .video import restore_video

@@ -56,7 +56,8 @@ def _restore(args):
 def _video(args):
     from .video import restore_video
     dst = restore_video(args.input, args.output, model=args.model, strength=args.strength, codec=args.codec,
-                        crf=args.crf, fps=args.fps, tile=args.tile, device=args.device, overwrite=args.overwrite)
+                        crf=args.crf, fps=args.fps, pix_fmt=args.pix_fmt, batch_size=args.batch_size, tile=args.tile,
+                        device=args.device, overwrite=args.overwrite)
     print(f'{args.input} -> {dst}')
 
 
@@ -110,13 +111,16 @@ def _parser():
     _restore_options(r)
     r.set_defaults(func=_restore)
 
-    v = sub.add_parser('video', help='restore a video (audio copied) or a folder of frames',
+    v = sub.add_parser('video', help='restore a video (audio copied) or a folder of frames; OUT a video file, '
+                       'or a folder for PNG frames',
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     v.add_argument('input', metavar='IN')
     v.add_argument('output', metavar='OUT')
     v.add_argument('--codec', default='libx264', help='video codec of the output')
     v.add_argument('--crf', type=int, default=18, help='quality for x264/x265 (lower is better)')
-    v.add_argument('--fps', type=float, default=None, help='frame rate when IN is a folder of frames')
+    v.add_argument('--fps', type=float, default=None, help='frame rate when IN is a folder of frames (default 25)')
+    v.add_argument('--pix-fmt', default=None, help='output pixel format (default yuv420p; yuv444p for odd sizes)')
+    v.add_argument('--batch-size', type=int, default=4, help='frames restored together')
     _restore_options(v)
     v.set_defaults(func=_video)
 

@@ -4,7 +4,6 @@ Perceptual networks get [0, 1] images and do their own scaling: never ImageNet-n
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 __all__ = ['CharbonnierLoss', 'SSIMLoss', 'MSSSIMLoss', 'PerceptualLoss', 'CombinedLoss', 'create_loss', 'LOSSES']
 

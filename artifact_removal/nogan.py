@@ -256,7 +256,6 @@ def save_generated(gen, data, out, cfg=NoGANConfig()) -> Path:
     out = Path(out)
     rng = np.random.default_rng(cfg.seed)
     deg = JPEGDegradation(quality=cfg.quality)
-    gen_dir, clean_dir = out / 'generated', out / 'clean'
     tmp = out.with_name(out.name + '.partial')
     shutil.rmtree(tmp, ignore_errors=True)
     for d in ('generated', 'clean'): (tmp / d).mkdir(parents=True)

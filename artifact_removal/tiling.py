@@ -51,13 +51,16 @@ def run_tiled(fn, image: np.ndarray, tile=0, context=64, align=32):
     run = lambda a: batch_to_arrays(fn(arrays_to_batch([a])), image.dtype)[0]
     h, w = image.shape[:2]
     if not tile: return run(image)
-    # pad as the network pads a whole image (edge rows/columns up to the stride), so edge tiles see the same
-    ph, pw = -h % align, -w % align
-    if ph or pw: return run_tiled(fn, np.pad(image, ((0, ph), (0, pw), (0, 0)), mode='edge'), tile, context, align)[:h, :w]
+    hp, wp = h + -h % align, w + -w % align  # tiles cover the image padded to the grid, as the network pads it
     out = np.empty_like(image)
-    for y0, y1 in tile_spans(h, tile, align):
-        for x0, x1 in tile_spans(w, tile, align):
+    for y0, y1 in tile_spans(hp, tile, align):
+        for x0, x1 in tile_spans(wp, tile, align):
+            if y0 >= h or x0 >= w: continue
             cy0, cx0 = max(0, y0 - context), max(0, x0 - context)  # context starts stay on the grid
-            cy1, cx1 = min(h, y1 + context), min(w, x1 + context)
-            out[y0:y1, x0:x1] = run(image[cy0:cy1, cx0:cx1])[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+            cy1, cx1 = min(hp, y1 + context), min(wp, x1 + context)
+            crop = image[cy0:min(cy1, h), cx0:min(cx1, w)]
+            if cy1 > h or cx1 > w:  # a tile at the bottom/right edge: replicate the edge up to the grid
+                crop = np.pad(crop, ((0, max(0, cy1 - h)), (0, max(0, cx1 - w)), (0, 0)), mode='edge')
+            oy1, ox1 = min(y1, h), min(x1, w)
+            out[y0:oy1, x0:ox1] = run(crop)[y0 - cy0:oy1 - cy0, x0 - cx0:ox1 - cx0]
     return out

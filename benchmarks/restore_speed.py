@@ -1,15 +1,14 @@
 """Restoration speed (megapixels per second) and peak memory, printed as a Markdown table.
 
-Rows: the default model through `Restorer` (fp32, channels_last) at 720p and 1080p, the same network through
-onnxruntime, and the `mobilenetv3_large_100` config as the reference in the same run (ratios are what to
-compare: these machines are noisy). On a GPU, also fp16 with a batch of 1080p frames. Then the 50-megapixel
+Rows: the default model through `Restorer` with its CPU default backend (onnxruntime) and with PyTorch (fp32,
+channels_last), at 720p and 1080p, and the `mobilenetv3_large_100` config as the reference in the same run
+(ratios are what to compare: these machines are noisy). On a GPU, also fp16 with a batch of 1080p frames. Then the 50-megapixel
 case: peak resident memory of a fresh process restoring an 8660x5773 photo with automatic tiling.
 
     python benchmarks/restore_speed.py [--threads 2] [--repeat 3] [--skip-50mp]
 """
 import argparse
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import time
 import numpy as np
 import torch
 
-from artifact_removal.export import export_onnx
 from artifact_removal.models import create_generator
 from artifact_removal.restore import Restorer
 
@@ -60,24 +58,18 @@ def main():
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     print(f'{platform.processor() or platform.machine()}, torch {torch.__version__}, {a.threads} threads, '
           f'device {torch.cuda.get_device_name() if dev == "cuda" else "cpu"}\n')
-    default = Restorer(device='cpu', tile=0)
-    large = Restorer(create_generator('mobilenetv3_large_100'), device='cpu', tile=0)
+    default = Restorer(device='cpu', tile=0)  # backend 'auto': onnxruntime on the CPU when installed
+    restorers = [(f'default ({default.name}), Restorer backend={default.backend}', default),
+                 (f'default ({default.name}), Restorer backend=torch', Restorer(device='cpu', tile=0, backend='torch')),
+                 ('mobilenetv3_large_100 (reference), backend=torch',
+                  Restorer(create_generator('mobilenetv3_large_100'), device='cpu', tile=0, backend='torch'))]
     rows = []
-    for name, h, w in (('720p', 720, 1280), ('1080p', 1080, 1920)):
-        img = frames(h, w)[0]
-        mp = h * w / 1e6
-        base = mp / timed(lambda: default.restore_array(img), a.repeat)
-        rows.append((f'default ({default.name}), PyTorch fp32', name, base, 1.0))
-        big = mp / timed(lambda: large.restore_array(img), a.repeat)
-        rows.append(('mobilenetv3_large_100 (reference), PyTorch fp32', name, big, big / base))
-        if name == '1080p':
-            import onnxruntime as ort
-            path = export_onnx('default', '/tmp/artifact_removal_bench.onnx')
-            opts = ort.SessionOptions(); opts.intra_op_num_threads = a.threads
-            sess = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
-            x = img.transpose(2, 0, 1)[None].astype(np.float32) / 255
-            onnx = mp / timed(lambda: sess.run(None, {'image': x}), a.repeat)
-            rows.append(('default, onnxruntime fp32', name, onnx, onnx / base))
+    for size, h, w in (('720p', 720, 1280), ('1080p', 1080, 1920)):
+        img, base = frames(h, w)[0], None
+        for name, r in restorers:
+            mps = h * w / 1e6 / timed(lambda: r.restore_array(img), a.repeat)
+            base = base or mps
+            rows.append((name, size, mps, mps / base))
     if dev == 'cuda':
         gpu = Restorer(device='cuda', tile=0, batch_size=8)
         batch = frames(1080, 1920, 8)

@@ -1,6 +1,8 @@
 import os
 os.environ.setdefault('HF_HUB_OFFLINE', '1')  # timm must fail fast, not hang, without the network
 os.environ.setdefault('MPLBACKEND', 'Agg')
+import tempfile
+os.environ.setdefault('ARTIFACT_REMOVAL_HOME', tempfile.mkdtemp(prefix='artifact_removal_home_'))  # no writes to ~/.cache
 
 import shutil
 from pathlib import Path

@@ -27,7 +27,6 @@ def test_identical_images():
 
 
 def test_stlpips_orders_damage():
-    rng = np.random.default_rng(0)
     ref = torch.rand(3, 64, 64)
     m = STLPIPS(device='cpu')
     small, large = (ref + 0.02 * torch.randn_like(ref)).clamp(0, 1), (ref + 0.2 * torch.randn_like(ref)).clamp(0, 1)

@@ -151,3 +151,12 @@ def test_visualizer(photo, tmp_path, restorer):
     assert restorer.get_transformed_image(src).size == photo.size
     restorer.plot_transformed_image(src, compare=False, save=tmp_path / 'fig.png')
     assert (tmp_path / 'fig.png').stat().st_size > 0
+
+
+def test_onnx_and_torch_backends_agree(photo):
+    a = np.asarray(photo)
+    on, pt = Restorer(device='cpu', backend='onnx'), Restorer(device='cpu', backend='torch')
+    assert on.backend == 'onnx' and pt.backend == 'torch'
+    for x in (a, a[..., 1]):
+        assert np.abs(on.restore_array(x).astype(int) - pt.restore_array(x)).max() <= 1
+    with pytest.raises(ValueError, match='backend'): Restorer(backend='tensorrt')
