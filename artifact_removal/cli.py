@@ -80,6 +80,19 @@ def _export_onnx(args):
     print(f'{export_onnx(args.model, args.output, opset=args.opset)}: checked against PyTorch with onnxruntime')
 
 
+def _eval(args):
+    from .evaluate import BLIND_QUALITIES, blind_check, evaluate
+    models = args.model or ['default']
+    if args.blind:
+        checks = [blind_check(m, args.data, args.quality or BLIND_QUALITIES, args.gray, device=args.device)
+                  for m in models]
+        for c in checks: print('', c.markdown(), c.verdict(), sep='\n')
+        return 0 if all(c.passed for c in checks) else 1
+    ev = evaluate(models, args.data, args.quality or (10, 20, 30, 40), args.gray, args.out, args.device)
+    print('\n' + ev.markdown())  # after the progress bar's line
+    if args.out: print(f'per-image and average scores, perception-distortion plot and crops written to {args.out}')
+
+
 def _restore_options(p):
     p.add_argument('--model', default='default', help='registry name (see `models list`) or .safetensors file')
     p.add_argument('--strength', type=float, default=1.0, help='0 keeps the input, 1 is the full restoration')
@@ -129,6 +142,21 @@ def _parser():
     m.add_argument('name', nargs='?')
     m.add_argument('--force', action='store_true', help='download again even if cached')
     m.set_defaults(func=_models)
+
+    ev = sub.add_parser('eval', help='score models and the JPEG input on clean test images (PSNR, SSIM, PSNR-B, '
+                        'ST-LPIPS) as the JPEG-artifact papers do')
+    ev.add_argument('--model', action='append', help='registry name or .safetensors file; repeat to compare '
+                    'several (default: the default model)')
+    ev.add_argument('--data', required=True, help='folder of clean test images, e.g. LIVE1 or Classic5')
+    ev.add_argument('--quality', type=int, nargs='+', help='JPEG qualities (default: 10 20 30 40; with --blind '
+                    '5 10 ... 95)')
+    ev.add_argument('--gray', action='store_true', help='read, compress and restore the images as gray')
+    ev.add_argument('--out', help='folder for per_image.csv, summary.csv, summary.md, perception_distortion.png '
+                    'and crops.png')
+    ev.add_argument('--blind', action='store_true', help='check each model over qualities 5 to 95 instead; exit 1 '
+                    'if one loses more than 0.05 dB PSNR on average at quality 90 or above')
+    ev.add_argument('--device', default=None, help='cpu, cuda, mps (default: the best available)')
+    ev.set_defaults(func=_eval)
 
     e = sub.add_parser('export-onnx', help='export a model to ONNX, checked against PyTorch with onnxruntime',
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -24,7 +24,9 @@ from .weights import load_generator
 __all__ = ['Restorer', 'restore_image', 'get_restorer', 'default_device', 'get_transformed_image',
            'plot_transformed_image']
 
-BYTES_PER_PIXEL = 1000  # peak fp32 inference memory of mobilenetv3_small_100 per input pixel, measured 820-1050
+# peak fp32 inference memory of mobilenetv3_small_100 per input pixel (measured: PyTorch 820-1050 B,
+# onnxruntime with its memory arena about 1450 B)
+BYTES_PER_PIXEL = {'torch': 1000, 'onnx': 1500}
 
 
 def default_device() -> torch.device:
@@ -33,12 +35,16 @@ def default_device() -> torch.device:
     return torch.device('cpu')
 
 
-def _memory_budget(device) -> int:
-    "Bytes of activations one tile may use: half the free GPU memory, else a quarter of free RAM (1 GiB at most)."
-    if device.type == 'cuda': return int(torch.cuda.mem_get_info(device)[0] * 0.5)
+def _memory_budgets(device) -> tuple:
+    """Bytes of activations (whole image, one tile). GPU: half / a quarter of free memory. CPU: an image runs
+    whole up to a quarter of free RAM (4 GiB at most: 1080p frames run whole), larger ones in tiles of at most
+    600 MiB, which keeps a 50-megapixel photo under 2 GiB in all (docs/speed.md)."""
+    if device.type == 'cuda':
+        free = torch.cuda.mem_get_info(device)[0]
+        return int(free * 0.5), int(free * 0.25)
     try: free = os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
     except (ValueError, OSError, AttributeError): free = 4 << 30
-    return int(min(1 << 30, free * 0.25))
+    return int(min(4 << 30, free * 0.25)), int(min(600 << 20, free * 0.125))
 
 
 class Restorer:
@@ -91,9 +97,10 @@ class Restorer:
         "The tile for an h x w image: `tile` or the restorer's setting, or 0 when it fits the memory budget."
         tile = self.tile if tile is None else tile
         if tile is not None: return tile
-        budget = _memory_budget(self.device) // (2 if self.half else 1)
-        if (h + 32) * (w + 32) * BYTES_PER_PIXEL <= budget: return 0
-        return choose_tile_size(BYTES_PER_PIXEL, budget, self.context)
+        whole, per_tile = (b * (2 if self.half else 1) for b in _memory_budgets(self.device))
+        bpp = BYTES_PER_PIXEL[self.backend]
+        if (h + 32) * (w + 32) * bpp <= whole: return 0
+        return choose_tile_size(bpp, per_tile, self.context)
 
     def restore_array(self, a: np.ndarray, strength=1.0, tile=None) -> np.ndarray:
         """Restore an HxW or HxWxC array (C: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; uint8, uint16 or float in

@@ -52,12 +52,16 @@ def run_tiled(fn, image: np.ndarray, tile=0, context=64, align=32):
     h, w = image.shape[:2]
     if not tile: return run(image)
     hp, wp = h + -h % align, w + -w % align  # tiles cover the image padded to the grid, as the network pads it
+    context = -(-context // align) * align
     out = np.empty_like(image)
+    win_h, win_w = min(hp, tile + 2 * context), min(wp, tile + 2 * context)
     for y0, y1 in tile_spans(hp, tile, align):
         for x0, x1 in tile_spans(wp, tile, align):
             if y0 >= h or x0 >= w: continue
-            cy0, cx0 = max(0, y0 - context), max(0, x0 - context)  # context starts stay on the grid
-            cy1, cx1 = min(hp, y1 + context), min(wp, x1 + context)
+            # every window has the same size (moved inward at the edges, on the grid since context is a
+            # multiple of it), so a runtime that plans memory per shape reuses one plan for every tile
+            cy0, cx0 = min(max(0, y0 - context), hp - win_h), min(max(0, x0 - context), wp - win_w)
+            cy1, cx1 = cy0 + win_h, cx0 + win_w
             crop = image[cy0:min(cy1, h), cx0:min(cx1, w)]
             if cy1 > h or cx1 > w:  # a tile at the bottom/right edge: replicate the edge up to the grid
                 crop = np.pad(crop, ((0, max(0, cy1 - h)), (0, max(0, cx1 - w)), (0, 0)), mode='edge')

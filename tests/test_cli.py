@@ -39,3 +39,14 @@ def test_models_and_onnx_commands(tmp_path, capsys):
     assert main(['models', 'download', 'nope']) == 2 and 'unknown model' in capsys.readouterr().err
     assert main(['export-onnx', '-o', str(tmp_path / 'm.onnx')]) == 0
     assert (tmp_path / 'm.onnx').stat().st_size > 1e6 and 'checked against PyTorch' in capsys.readouterr().out
+
+
+def test_eval_command(data_dir, tmp_path, capsys):
+    from PIL import Image
+    from artifact_removal.cli import main
+    for f in sorted((data_dir / 'test' / 'live1_color').glob('*.png'))[:2]:
+        Image.open(f).crop((0, 0, 96, 96)).save(tmp_path / f.name)
+    assert main(['eval', '--data', str(tmp_path), '--quality', '10', '--out', str(tmp_path / 'ev')]) == 0
+    out = capsys.readouterr().out
+    assert '| jpeg |' in out.replace('JPEG', 'jpeg') or 'jpeg' in out.lower()
+    assert (tmp_path / 'ev' / 'summary.md').exists() and (tmp_path / 'ev' / 'perception_distortion.png').exists()
