@@ -48,5 +48,6 @@ def test_eval_command(data_dir, tmp_path, capsys):
         Image.open(f).crop((0, 0, 96, 96)).save(tmp_path / f.name)
     assert main(['eval', '--data', str(tmp_path), '--quality', '10', '--out', str(tmp_path / 'ev')]) == 0
     out = capsys.readouterr().out
-    assert '| jpeg |' in out.replace('JPEG', 'jpeg') or 'jpeg' in out.lower()
+    from artifact_removal.registry import default_model
+    assert '| jpeg | 10 |' in out and f'| {default_model()} | 10 |' in out
     assert (tmp_path / 'ev' / 'summary.md').exists() and (tmp_path / 'ev' / 'perception_distortion.png').exists()
