@@ -19,7 +19,10 @@ def main(out='docs/models.md'):
              'FLOPs = 2 x multiply-adds, RGB 1080x1920 input).', '',
              '| config | parameters | GFLOPs at 1080p | settings |', '|---|---|---|---|']
     lines += [f'| `{n}` | {p:.2f} M | {f:.0f} | {c} |' for n, p, f, c in rows]
-    lines += ['', f'Patch critic (`create_critic()`, DeOldify style, spectral norm): {crit:.2f} M parameters.', '']
+    lines += ['', 'The MobileNetV3 encoders are cut before their 576/960-channel stage and have no squeeze-excitation '
+              '(it pools over the whole image, so tiles would not match the whole image); the full-resolution '
+              'branch (`full_res` channels) carries most of the FLOPs at 1080p.',
+              '', f'Patch critic (`create_critic()`, DeOldify style, spectral norm): {crit:.2f} M parameters.', '']
     Path(out).write_text('\n'.join(lines))
 
 
