@@ -1,8 +1,8 @@
 """Validation PSNR at JPEG quality 10 against training time, for each generator config, on this machine.
 
-Each config trains for the same wall-clock budget (L1 loss, 64 px patches, batches of 32, Adam, one cycle
-sized to the budget from a measured step time); every `--every` seconds of training the model is scored on
-fixed validation crops. Writes a CSV, a plot and a Markdown table. Run it alone: the machine is shared.
+Each config trains for the same wall-clock budget (L1 loss, 64 px patches, batches of 32, Adam, a one-cycle
+learning rate driven by elapsed training time, so every config warms up and anneals within its budget); every
+`--every` seconds of training the model is scored on fixed validation crops. Writes a CSV, a plot and a Markdown table. Run it alone: the machine is shared.
 
     python benchmarks/learning_curves.py --minutes 15 --out docs
 """
@@ -16,7 +16,8 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt
 import torch
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelFitException, CancelValidException
+from fastai.callback.schedule import combined_cos
 
 from artifact_removal.data import get_pair_dls
 from artifact_removal.degrade import JPEGDegradation
@@ -32,9 +33,15 @@ VARIANTS = {  # name -> (arch, create_generator overrides)
 
 
 class TimedValidation(Callback):
-    "Score every `every` seconds of training (scoring time excluded) and stop at `budget` seconds."
+    """One cycle over `budget` seconds of training (lr from `lr`/25 up to `lr` in the first quarter, cosine down
+    after), scored every `every` seconds (scoring time excluded), stopped at `budget`."""
     order = 90
-    def __init__(self, pairs, every, budget): self.pairs, self.every, self.budget = pairs, every, budget
+    def __init__(self, pairs, every, budget, lr):
+        self.pairs, self.every, self.budget = pairs, every, budget
+        self.schedule = combined_cos(0.25, lr / 25, lr, lr / 1e5)
+    def before_batch(self):
+        if self.training: self.opt.set_hyper('lr', self.schedule(min(self.train_s / self.budget, 1.0)))
+    def before_validate(self): raise CancelValidException()  # scored here on fixed crops instead
     def before_fit(self):
         self.train_s, self.rows = 0.0, [{'seconds': 0.0, 'psnr': score_generator(self.model, self.pairs)['psnr']}]
         self.model.train(); self.t = time.time()
@@ -55,16 +62,12 @@ def run(name, arch, overrides, dls, pairs, budget, every, lr):
     if overrides:  # rebuild the model with the variant's settings
         from artifact_removal.models import create_generator
         learn.model = create_generator(arch, **overrides).to(memory_format=torch.channels_last)
-    x, y = dls.one_batch()
-    learn.model.train(); opt = torch.optim.Adam(learn.model.parameters())
-    t = time.time()
-    for _ in range(3): loss = (learn.model(x) - y).abs().mean(); loss.backward(); opt.zero_grad()
-    step = (time.time() - t) / 3
-    n_epoch = max(1, round(budget / step / len(dls.train)))
-    print(f'{name}: {count_params(learn.model) / 1e6:.2f} M params, {step:.2f} s/step, {n_epoch} epochs', flush=True)
-    cb = TimedValidation(pairs, every, budget)
-    learn.fit_one_cycle(n_epoch, lr, cbs=cb)
-    return {'name': name, 'params_m': count_params(learn.model) / 1e6, 's_per_step': step, 'curve': cb.rows}
+    print(f'{name}: {count_params(learn.model) / 1e6:.2f} M params', flush=True)
+    cb = TimedValidation(pairs, every, budget, lr)
+    learn.fit(1000, lr, cbs=cb)  # stopped by the callback at `budget` seconds
+    steps = cb.rows[-1]['iters']
+    return {'name': name, 'params_m': count_params(learn.model) / 1e6, 's_per_step': cb.train_s / steps,
+            'curve': cb.rows}
 
 
 def main():

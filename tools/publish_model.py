@@ -1,0 +1,57 @@
+"""Release a trained generator: fp16 safetensors into models/, its registry entry, and its training log.
+
+    python tools/publish_model.py runs/release/gen_pretrain.pth --name fidelity --run runs/release \
+        --stage gen_pretrain --recipe "NoGAN stage 1, L1, ..." --hardware "2-core CPU" [--default]
+
+Overwrites `models/NAME.safetensors` (one file per model, so the repository does not grow with every
+session), records its sha256 in `models/registry.json`, and appends this session's stage times and
+validation curve to `models/training_log.json`, so training carries over sessions with `--init`.
+"""
+import argparse
+import datetime
+import json
+from pathlib import Path
+
+from artifact_removal.files import atomic_path
+from artifact_removal.models import create_generator
+from artifact_removal.registry import bundled_dir, get_model_info, publish_model
+from artifact_removal.weights import read_generator_state, save_generator
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('weights', help="a run's .pth (or checkpoint) with the generator's state_dict")
+    p.add_argument('--name', required=True)
+    p.add_argument('--arch', default='mobilenetv3_small_100')
+    p.add_argument('--run', help='the run folder, for times.json and the validation logs')
+    p.add_argument('--stage', default='gen_pretrain', help="which validation log to keep: 'gen_pretrain' or 'switch_point'")
+    p.add_argument('--recipe', default='')
+    p.add_argument('--description', default='')
+    p.add_argument('--hardware', default='')
+    p.add_argument('--metrics', help='a JSON file of measured metrics for the registry entry')
+    p.add_argument('--default', action='store_true', help='make it the default model')
+    a = p.parse_args()
+
+    model = create_generator(a.arch)
+    model.load_state_dict(read_generator_state(a.weights))
+    path = save_generator(model, bundled_dir() / f'{a.name}.safetensors', a.arch, recipe=a.recipe)
+    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else {}
+    publish_model(path, a.name, recipe=a.recipe, description=a.description, metrics=metrics, default=a.default)
+
+    run = Path(a.run) if a.run else None
+    read = lambda name: json.loads((run / name).read_text()) if run and (run / name).exists() else None
+    entry = {'date': datetime.date.today().isoformat(), 'hardware': a.hardware, 'weights': str(a.weights),
+             'stage_seconds': read('times.json') or {},
+             'validation': read(f'{a.stage}_valid.json') if a.stage == 'gen_pretrain' else read('switch_point.json'),
+             'config': (read('config.json') or {}).get('config')}
+    log_path = bundled_dir() / 'training_log.json'
+    log = json.loads(log_path.read_text()) if log_path.exists() else {}
+    sessions = log.setdefault(a.name, [])
+    sessions.append(entry)
+    total = sum(sum(s['stage_seconds'].values()) for s in sessions)
+    log[f'{a.name}_cumulative_hours'] = round(total / 3600, 2)
+    with atomic_path(log_path) as tmp: Path(tmp).write_text(json.dumps(log, indent=1) + '\n')
+    print(f'{path} ({get_model_info(a.name).sha256[:12]}), cumulative training {total / 3600:.2f} h')
+
+
+if __name__ == '__main__': main()
