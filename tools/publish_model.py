@@ -40,14 +40,16 @@ def main():
 
     run = Path(a.run) if a.run else None
     read = lambda name: json.loads((run / name).read_text()) if run and (run / name).exists() else None
-    entry = {'date': datetime.date.today().isoformat(), 'hardware': a.hardware, 'weights': str(a.weights),
-             'stage_seconds': read('times.json') or {},
-             'validation': read(f'{a.stage}_valid.json') if a.stage == 'gen_pretrain' else read('switch_point.json'),
+    valid = read(f'{a.stage}_valid.json') if a.stage == 'gen_pretrain' else read('switch_point.json')
+    seconds = read('times.json') or ({'gen_pretrain (in progress)': valid[-1]['seconds']} if valid else {})
+    entry = {'date': datetime.date.today().isoformat(), 'run': str(run), 'hardware': a.hardware,
+             'weights': str(a.weights), 'stage_seconds': seconds, 'validation': valid,
              'config': (read('config.json') or {}).get('config')}
     log_path = bundled_dir() / 'training_log.json'
     log = json.loads(log_path.read_text()) if log_path.exists() else {}
-    sessions = log.setdefault(a.name, [])
+    sessions = [s for s in log.get(a.name, []) if s.get('run') != str(run)]  # one entry per run: the latest
     sessions.append(entry)
+    log[a.name] = sessions
     total = sum(sum(s['stage_seconds'].values()) for s in sessions)
     log[f'{a.name}_cumulative_hours'] = round(total / 3600, 2)
     with atomic_path(log_path) as tmp: Path(tmp).write_text(json.dumps(log, indent=1) + '\n')
