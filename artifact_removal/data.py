@@ -89,7 +89,7 @@ class JPEGInput(RandTransform):
     Training draws fresh damage each time; validation seeds it from the patch's pixels, so every epoch is
     scored on the same inputs.
     """
-    order = 3
+    order, split_idx = 3, None  # both splits (a RandTransform runs on the training set only by default)
     def __init__(self, degradation=None):
         super().__init__(p=1.)
         self.degradation = degradation or JPEGDegradation()
@@ -160,7 +160,9 @@ def get_critic_dls(path, size=64, bs=32, valid_pct=0.1, seed=None, **kwargs):
 
     Stage 2 of the NoGAN recipe writes these folders (`save_generated`).
     """
-    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=find_images, get_y=parent_label,
+    # vocab order gives clean=1, generated=0: fastai's GAN losses take the critic's high output as real
+    dblock = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=['generated', 'clean'], sort=False)), get_items=find_images,
+                       get_y=parent_label,
                        splitter=RandomSplitter(valid_pct, seed=seed), item_tfms=[RandomCrop(size), DihedralItem()])
     kwargs.setdefault('num_workers', 1)
     return dblock.dataloaders(path, bs=bs, seed=seed, **kwargs)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastcore.foundation import L
 from fastai.learner import Learner
 from fastai.torch_core import num_distrib, rank_distrib
@@ -185,6 +185,20 @@ def bf16_supported() -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
+class CPUAutocast(Callback):
+    "bf16 autocast of the forward pass and loss on the CPU: 0.26 against 0.32 s per step of 32 patches here."
+    order = 10
+    ctx = None
+    def before_batch(self):
+        self.ctx = torch.autocast('cpu', dtype=torch.bfloat16)
+        self.ctx.__enter__()
+    def after_loss(self): self._exit()
+    def after_cancel_batch(self): self._exit()
+    def _exit(self):
+        if self.ctx is not None: self.ctx.__exit__(None, None, None)
+        self.ctx = None
+
+
 def gen_learner(dls, arch='mobilenetv3_small_100', loss='l1', pretrained=False, mixed_precision=None,
                 **kwargs) -> Learner:
     """A fastai Learner for the generator `arch` with content `loss` (a spec for `create_loss`) and a PSNR metric.
@@ -194,7 +208,9 @@ def gen_learner(dls, arch='mobilenetv3_small_100', loss='l1', pretrained=False, 
     model = create_generator(arch, pretrained=pretrained).to(memory_format=torch.channels_last)
     loss_func = create_loss(loss) if isinstance(loss, (str, dict)) else loss
     learn = Learner(dls, model, loss_func=loss_func, metrics=[psnr_batch], opt_func=Adam, **kwargs)
-    if bf16_supported() if mixed_precision is None else mixed_precision: learn.to_bf16()
+    if bf16_supported() if mixed_precision is None else mixed_precision:
+        if torch.cuda.is_available(): learn.to_bf16()
+        else: learn.add_cb(CPUAutocast())  # fastai's MixedPrecision autocasts CUDA only
     if pretrained:  # fastai's parameter groups: encoder, the rest; freeze the pretrained encoder first
         learn.splitter = lambda m: [list(m.body[0].parameters()), [p for n, p in m.named_parameters()
                                                                   if not n.startswith('body.0.')]]
@@ -253,7 +269,7 @@ def _load_generator(arch, path):
 def save_generated(gen, data, out, cfg=NoGANConfig()) -> Path:
     """Stage 2a: for each training image, `cfg.critic_patches` random patches, JPEG-damaged and restored by `gen`,
     written to `out`/generated, with the clean patches in `out`/clean (DeOldify's image_gen folder)."""
-    out = Path(out)
+    out, gen = Path(out), gen.eval()
     rng = np.random.default_rng(cfg.seed)
     deg = JPEGDegradation(quality=cfg.quality)
     tmp = out.with_name(out.name + '.partial')
@@ -285,13 +301,16 @@ def pretrain_critic(out, critic_data, cfg=NoGANConfig()) -> Path:
 
 
 class GANCheckpoints(Callback):
-    """Save the generator every `every` generator iterations as `gen_{iter}.pth`, the whole GAN state to
-    `gan_ckpt.pth` for resuming, and stop after `n_iters`."""
-    order = 70
+    """Save the generator every `every` iterations (generator and critic steps alike) as `gen_{iter}.pth`, the
+    whole GAN state to `gan_ckpt.pth` for resuming, and stop after `n_iters`. Skips fastai's per-epoch
+    validation: `GANTrainer` would reset the switcher to the generator at every epoch, and the switch point is
+    scored on fixed crops afterwards."""
+    order = -20  # before GANTrainer's before_validate
     def __init__(self, folder, every, n_iters, start_iter=0):
         self.folder, self.every, self.n_iters, self.start_iter = Path(folder), every, n_iters, start_iter
 
     def before_fit(self): self.it = self.start_iter
+    def before_validate(self): raise CancelValidException()
 
     def after_batch(self):
         if not self.training: return
@@ -338,7 +357,7 @@ def _valid_set(valid, cfg):
         w, h = img.size
         c = min(cfg.valid_crop, w, h) // 16 * 16
         img = img.crop(((w - c) // 2, (h - c) // 2, (w - c) // 2 + c, (h - c) // 2 + c))
-        for q in cfg.valid_qualities: pairs.append((q, np.asarray(img), np.asarray(jpeg_compress(img, q))))
+        for q in cfg.valid_qualities: pairs.append((q, np.array(img), np.array(jpeg_compress(img, q))))
     return pairs
 
 

@@ -86,4 +86,6 @@ def plot_before_after(before, after, crop=None, compare=True, figsize=(14, 7), p
         for ax in axs[:, c]: ax.set_axis_off()
     if title: fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path) if path else fig
+    if path: return _save(fig, path)
+    plt.close(fig)  # returned, so Jupyter shows it once (from the return value), not twice
+    return fig

@@ -14,8 +14,20 @@ def test_pair_batches(mini_train, mini_valid):
     assert (x - y).abs().mean() > 0  # the input is damaged, the target is not
     xv, yv = dls.valid.one_batch()
     assert xv.shape[-1] == 96 and len(dls.train_ds) == 12 and len(dls.valid_ds) == 3
-    # validation damage is fixed per patch, so every epoch scores the same inputs
-    assert torch.equal(dls.valid.one_batch()[0], xv)
+    assert (xv - yv).abs().mean() > 1 / 255  # validation inputs are damaged too...
+    assert torch.equal(dls.valid.one_batch()[0], xv)  # ...the same way every epoch
+
+
+def test_critic_labels_clean_as_real(tmp_path):
+    "fastai's GAN losses treat a high critic output as real: clean patches must be class 1."
+    from artifact_removal.data import get_critic_dls
+    for d in ('generated', 'clean'):
+        (tmp_path / d).mkdir()
+        for i in range(4): Image.new('RGB', (40, 40), (i * 9, 0, 0)).save(tmp_path / d / f'{i}.png')
+    dls = get_critic_dls(tmp_path, size=32, bs=8, num_workers=0, seed=0)
+    assert list(dls.vocab) == ['generated', 'clean']
+    assert all(int(y) == (parent == 'clean') for (_, y), parent in
+               zip(dls.train_ds, [p.parent.name for p in dls.train_ds.items]))
 
 
 def test_show_batch(mini_train, mini_valid):

@@ -84,3 +84,15 @@ def test_cycle_from_release_weights_with_perceptual_gan_loss(mini_train, mini_va
     start = torch.load(tmp_path / 'gen_pretrain.pth', weights_only=True)
     assert all(torch.equal(start[k], v) for k, v in read_generator_state(init).items())
     assert result['chosen'] and (tmp_path / 'generator.pth').exists()
+
+
+def test_cpu_bf16_autocast_step(mini_train, mini_valid):
+    "On the CPU, mixed precision is fastai-compatible bf16 autocast (fastai's own MixedPrecision is CUDA-only)."
+    import torch
+    from artifact_removal.data import get_pair_dls
+    from artifact_removal.nogan import CPUAutocast, gen_learner
+    dls = get_pair_dls(mini_train, mini_valid, size=32, bs=4, n_patches=1, num_workers=0, seed=0)
+    learn = gen_learner(dls, mixed_precision=True)
+    assert any(isinstance(cb, CPUAutocast) for cb in learn.cbs)
+    learn.fit(1, 1e-3)
+    assert not torch.is_autocast_enabled('cpu')  # the context was left after every batch
