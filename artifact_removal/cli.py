@@ -24,7 +24,8 @@ def _train(args):
     overrides = {f.name: getattr(args, f.name) for f in fields(NoGANConfig) if getattr(args, f.name) is not None}
     cfg = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()})
     result = run_nogan(args.out, args.data, args.valid, cfg, cycles=args.cycles)
-    print(f"switch point: {result['chosen']} ({result['rule']}); final generator: {args.out}/generator.pth")
+    if result is None: print(f'generator pretraining only (--cycles 0): {args.out}/gen_pretrain.pth')
+    else: print(f"switch point: {result['chosen']} ({result['rule']}); final generator: {args.out}/generator.pth")
 
 
 def _restore(args):
@@ -110,7 +111,7 @@ def _parser():
     t.add_argument('--valid', help='folder of clean validation images (default: hold out 10%% of --data)')
     t.add_argument('--out', required=True, help='run folder: checkpoints, logs, the chosen generator.pth')
     t.add_argument('--quick', action='store_true', help='tiny settings: every stage in a few minutes on a CPU')
-    t.add_argument('--cycles', type=int, default=1, help='NoGAN cycles (critic + GAN phases) to run')
+    t.add_argument('--cycles', type=int, default=1, help='NoGAN cycles (critic + GAN phases) to run; 0: generator pretraining only')
     _add_config_args(t)
     t.set_defaults(func=_train)
 

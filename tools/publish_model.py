@@ -41,7 +41,9 @@ def main():
     run = Path(a.run) if a.run else None
     read = lambda name: json.loads((run / name).read_text()) if run and (run / name).exists() else None
     valid = read(f'{a.stage}_valid.json') if a.stage == 'gen_pretrain' else read('switch_point.json')
-    seconds = read('times.json') or ({'gen_pretrain (in progress)': valid[-1]['seconds']} if valid else {})
+    seconds = read('times.json') or {}
+    if valid and a.stage == 'gen_pretrain':  # the validation log counts stage 1 across resumes, times.json one run
+        seconds['gen_pretrain'] = max(seconds.get('gen_pretrain', 0), valid[-1]['seconds'])
     entry = {'date': datetime.date.today().isoformat(), 'run': str(run), 'hardware': a.hardware,
              'weights': str(a.weights), 'stage_seconds': seconds, 'validation': valid,
              'config': (read('config.json') or {}).get('config')}
