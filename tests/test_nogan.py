@@ -96,3 +96,11 @@ def test_cpu_bf16_autocast_step(mini_train, mini_valid):
     assert any(isinstance(cb, CPUAutocast) for cb in learn.cbs)
     learn.fit(1, 1e-3)
     assert not torch.is_autocast_enabled('cpu')  # the context was left after every batch
+
+
+def test_cli_generator_pretraining_only(mini_train, mini_valid, tmp_path, capsys):
+    out = tmp_path / 'run'
+    assert main(['train', '--quick', '--data', str(mini_train), '--valid', str(mini_valid), '--out', str(out),
+                 '--cycles', '0', '--gen-loss', 'l1+stlpips:1']) == 0
+    assert (out / 'gen_pretrain.pth').exists() and not (out / 'critic_data').exists()
+    assert 'generator pretraining only' in capsys.readouterr().out
