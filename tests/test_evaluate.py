@@ -3,7 +3,6 @@ import csv
 
 import cv2
 import pytest
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
