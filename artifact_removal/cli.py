@@ -68,8 +68,8 @@ def _models(args):
         default = registry.default_model()
         for name in registry.list_models():
             info = registry.get_model_info(name)
-            where = next((str(d / info.file) for d in (registry.bundled_dir(), registry.cache_dir())
-                          if (d / info.file).is_file()), 'not downloaded')
+            try: where = registry.model_path(name, download=False)
+            except FileNotFoundError: where = 'not downloaded'
             print(f"{name}{' (default)' if name == default else ''}: {info.arch}, {info.description} [{where}]")
     else:
         if not args.name: raise ValueError('models download: name a model (see `artifact-removal models list`)')

@@ -36,7 +36,7 @@ def export_onnx(model='default', path='artifact_removal.onnx', opset=17, check=T
 
 class OnnxGenerator:
     """A generator run by onnxruntime on the CPU, called like the PyTorch module on [0, 1] BxCxHxW tensors
-    (gray as one channel). On this project's 2-core CPU it is 2.4x faster than PyTorch (docs/speed.md).
+    (gray as one channel). On this project's 2-core CPU it is 1.8x faster than PyTorch (docs/speed.md).
 
     The graph is exported once per weights and cached as `cache_dir()/onnx/<key>.onnx` (`key`: the weights'
     sha256), so later Restorers start in a fraction of a second; without a key it is exported to a temporary file."""

@@ -1,4 +1,3 @@
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -9,11 +8,11 @@ from artifact_removal.metrics import STLPIPS, psnr, psnr_b, ssim
 
 def test_calibration_live1_color_q10(data_dir):
     "The JPEG input on LIVE1 color at q10 scores as FBCNN publishes: 25.69 dB, 0.7433, 24.20 dB."
+    from artifact_removal.evaluate import opencv_jpeg, read_reference  # the protocol `eval` uses
     p, s, b = [], [], []
     for f in sorted((data_dir / 'test' / 'live1_color').glob('*.png')):
-        bgr = cv2.imread(str(f))
-        dec = cv2.imdecode(cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, 10])[1], 1)
-        ref, img = bgr[..., ::-1], dec[..., ::-1]
+        bgr = read_reference(f)
+        ref, img = bgr[..., ::-1], opencv_jpeg(bgr, 10)[..., ::-1]
         p.append(psnr(ref, img)); s.append(ssim(ref, img)); b.append(psnr_b(ref, img))
     assert len(p) == 29
     assert np.mean(p) == pytest.approx(25.69, abs=0.01)
