@@ -60,8 +60,8 @@ class NoGANConfig:
     gen_epochs: int = 30
     gen_frozen_epochs: int = 2          # encoder frozen first (only when pretrained)
     gen_lr: float = 2e-3
-    critic_patches: int = 4             # generated/clean patches saved per training image
-    critic_epochs: int = 4
+    critic_patches: int = 8             # generated/clean patches saved per training image
+    critic_epochs: int = 8              # ~900 steps at the defaults: the critic needs several hundred to learn
     critic_lr: float = 1e-3
     gan_iters: int = 1500
     gan_lr: float = 1e-4
@@ -309,13 +309,28 @@ class GANCheckpoints(Callback):
     def __init__(self, folder, every, n_iters, start_iter=0):
         self.folder, self.every, self.n_iters, self.start_iter = Path(folder), every, n_iters, start_iter
 
-    def before_fit(self): self.it = self.start_iter
+    def before_fit(self):
+        self.it, self.log_path = self.start_iter, self.folder / 'gan_log.json'
+        self.log = [r for r in json.loads(self.log_path.read_text()) if r['iter'] <= self.it] if self.log_path.exists() else []
+        self.steps = {'generator': 0, 'critic': 0}
+
     def before_validate(self): raise CancelValidException()
+
+    def _log_losses(self):
+        "Smoothed generator and critic losses and how many steps each took since the last save: gan_log.json."
+        gt = self.learn.gan_trainer
+        value = lambda l: float(l.value) if l.count else None
+        self.log.append({'iter': self.it, 'gen_loss': value(gt.gen_loss), 'crit_loss': value(gt.crit_loss),
+                         'gen_steps': self.steps['generator'], 'critic_steps': self.steps['critic']})
+        self.steps = {'generator': 0, 'critic': 0}
+        _write_json(self.log, self.log_path)
 
     def after_batch(self):
         if not self.training: return
         self.it += 1
+        self.steps['generator' if self.learn.gan_trainer.gen_mode else 'critic'] += 1
         if self.it % self.every == 0 or self.it >= self.n_iters:
+            self._log_losses()
             save_state(self.learn.model.generator.state_dict(), self.folder / f'gen_{self.it:06d}.pth')
             save_state({'generator': self.learn.model.generator.state_dict(),
                         'critic': self.learn.model.critic.state_dict(), 'iter': self.it}, self.folder / 'gan_ckpt.pth')

@@ -20,6 +20,8 @@ def test_quick_recipe_cli(mini_train, mini_valid, tmp_path, capsys):
     assert names[:2] == ['input', 'gen_pretrain.pth'] and 'gan/gen_000006.pth' in names
     assert sp['chosen'] in names[1:] and all('stlpips' in r and 'psnr' in r for r in sp['scores'])
     assert len(list((out / 'critic_data' / 'generated').glob('*.png'))) == 6
+    log = json.loads((out / 'gan' / 'gan_log.json').read_text())
+    assert [r['iter'] for r in log] == [3, 6] and sum(r['gen_steps'] + r['critic_steps'] for r in log) == 6
     assert 'switch point' in capsys.readouterr().out
     # a finished run is not redone
     mtime = (out / 'gen_pretrain.pth').stat().st_mtime
@@ -56,6 +58,7 @@ def test_gan_phase_resumes(mini_train, mini_valid, tmp_path, capsys):
     run_nogan(tmp_path, mini_train, mini_valid, QUICK)
     assert 'resuming the GAN phase at iteration 3/6' in capsys.readouterr().out
     assert (tmp_path / 'gan' / 'gen_000006.pth').exists() and (tmp_path / 'switch_point.json').exists()
+    assert [r['iter'] for r in json.loads((tmp_path / 'gan' / 'gan_log.json').read_text())] == [3, 6]
 
 
 def test_cli_bad_data(tmp_path, capsys):
