@@ -119,7 +119,7 @@ class DetailView(nn.Module):
     texture), a few hundredths in [0, 1]. Spectral norm makes every layer 1-Lipschitz, so on raw pixels the
     critic's logits barely move and its loss stays at ln 2; amplified detail gives it a signal to learn from.
     """
-    def __init__(self, gain=30.):
+    def __init__(self, gain=100.):
         super().__init__()
         self.gain = gain
 
@@ -128,7 +128,7 @@ class DetailView(nn.Module):
         return torch.cat([(x - 0.5) * 2, (x - blur) * self.gain], 1)
 
 
-def create_critic(n_channels=3, nf=32, n_blocks=3, p=0.15, self_attention=True, detail_gain=30.) -> nn.Sequential:
+def create_critic(n_channels=3, nf=32, n_blocks=3, p=0.15, self_attention=True, detail_gain=100.) -> nn.Sequential:
     """A patch critic in the style of DeOldify's `custom_gan_critic`, sized for 64 px patches, on a `DetailView`
     of its [0, 1] input (`detail_gain=0` for raw pixels, as DeOldify).
 
