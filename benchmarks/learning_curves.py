@@ -2,7 +2,8 @@
 
 Each config trains for the same wall-clock budget (L1 loss, 64 px patches, batches of 32, Adam, a one-cycle
 learning rate driven by elapsed training time, so every config warms up and anneals within its budget); every
-`--every` seconds of training the model is scored on fixed validation crops. Writes a CSV, a plot and a Markdown table. Run it alone: the machine is shared.
+`--every` seconds of training the model is scored on fixed validation crops. Writes JSON, a plot and a
+Markdown table (learning_curves.md, with the command). Run it alone: the machine is shared.
 
     python benchmarks/learning_curves.py --minutes 15 --out docs
 """
@@ -98,6 +99,25 @@ def main():
     ax.set(xlabel='training time on this CPU (min)', ylabel='validation PSNR at q10 (dB)', title='Learning speed, L1 loss')
     ax.legend(fontsize=8); ax.grid(alpha=.3); fig.tight_layout(); fig.savefig(out / 'learning_curves.png', dpi=110)
     for r in results: print(f"{r['name']:48s} {r['params_m']:.2f} M  {r['s_per_step']:.2f} s/step  final {r['curve'][-1]['psnr']:.3f} dB (input {input_psnr:.3f})")
+    write_table(results, meta, out / 'learning_curves.md')
+
+
+def write_table(results, meta, path):
+    "PSNR gain over the input at a few points of the budget, per config, as Markdown."
+    def at(curve, frac):  # the last score taken by `frac` of the budget
+        t = frac * curve[-1]['seconds']
+        return [c for c in curve if c['seconds'] <= t + 1e-6][-1]['psnr'] - meta['input_psnr']
+    fracs = (0.25, 0.5, 1.0)
+    minutes = results[0]['curve'][-1]['seconds'] / 60
+    head = ' | '.join(f'after {f * minutes:.1f} min' for f in fracs)
+    rows = [f"| {r['name']} | {r['params_m']:.2f} | {r['s_per_step']:.2f} | " + ' | '.join(f'{at(r["curve"], f):+.2f}' for f in fracs) + ' |'
+            for r in results]
+    path.write_text('\n'.join([
+        '# Learning speed of the generator configs on this CPU', '', f"`{meta['command']}`", '',
+        f"{meta['machine']}; validation: {meta['valid']} (JPEG input {meta['input_psnr']:.2f} dB). L1 loss, 64 px "
+        'patches, batches of 32, one cycle over the budget. Gains in dB over the JPEG input:', '',
+        f'| config | params (M) | s/step | {head} |', '|---|---|---|' + '---|' * len(fracs), *rows, '',
+        '![learning curves](learning_curves.png)', '']))
 
 
 if __name__ == '__main__': main()
