@@ -19,6 +19,7 @@ setup(
         # ST-LPIPS ships trained shift-tolerant LPIPS weights (works offline); its own imports need these
         'stlpips-pytorch', 'torchsummary', 'ipython', 'scikit-image',
     ],
-    extras_require={'test': ['pytest', 'nbclient', 'ipykernel', 'nbformat']},
+    extras_require={'test': ['pytest', 'nbclient', 'ipykernel', 'nbformat', 'accelerate'],
+                    'distributed': ['accelerate']},
     entry_points={'console_scripts': ['artifact-removal=artifact_removal.cli:main']},
 )

@@ -163,7 +163,8 @@ def _distributed(learn):
     "fastai's `distrib_ctx` when launched as several processes (`accelerate launch`), else nothing to do."
     if num_distrib() <= 1: return nullcontext()
     import fastai.distributed  # noqa: F401  (adds Learner.distrib_ctx)
-    return learn.distrib_ctx()
+    print(f'distributed: process {rank_distrib()} of {num_distrib()}', flush=True)
+    return learn.distrib_ctx(sync_bn=torch.cuda.is_available())  # SyncBatchNorm is GPU-only
 
 
 def _resume(learn, path):

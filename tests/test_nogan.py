@@ -137,3 +137,35 @@ def test_critic_learns_fine_detail(tmp_path):
     with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(8, 1e-3)
     loss, acc = learn.validate()
     assert acc > 0.9 and loss < 0.5
+
+
+_GLOO_SHIM = """
+import sys, torch
+from fastai.distributed import DistributedDL
+def _broadcast(self, t, rank):  # fastai sends these indices through NCCL (CUDA); gloo takes CPU tensors
+    t = torch.LongTensor(t); torch.distributed.broadcast(t, rank); return t.tolist()
+DistributedDL._broadcast = _broadcast
+from artifact_removal.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_two_process_training_on_cpu(mini_train, mini_valid, tmp_path):
+    """The README's multi-GPU path (fastai's distrib_ctx under accelerate) with two CPU processes (torchrun,
+    gloo): both ranks train one model in DistributedDataParallel, only rank 0 writes. The one change is
+    fastai's index broadcast, which is written for NCCL only."""
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip('accelerate')
+    out, shim = tmp_path / 'ddp', tmp_path / 'gloo_train.py'
+    shim.write_text(_GLOO_SHIM)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', str(shim),
+           'train', '--quick', '--cycles', '0', '--data', str(mini_train), '--valid', str(mini_valid), '--out', str(out)]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'ACCELERATE_USE_CPU': '1'}  # what `accelerate launch --cpu` sets
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'distributed: process 0 of 2' in r.stdout and 'distributed: process 1 of 2' in r.stdout
+    assert (out / 'gen_pretrain.pth').exists() and not list(out.glob('*.tmp*'))
+    log = json.loads((out / 'gen_pretrain_valid.json').read_text())
+    assert [row['epoch'] for row in log] == [1, 2]
