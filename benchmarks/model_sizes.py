@@ -22,7 +22,7 @@ def main(out='docs/models.md'):
     lines += ['', 'The MobileNetV3 encoders are cut before their 576/960-channel stage and have no squeeze-excitation '
               '(it pools over the whole image, so tiles would not match the whole image); the full-resolution '
               'branch (`full_res` channels) carries most of the FLOPs at 1080p.',
-              '', f'Patch critic (`create_critic()`, DeOldify style, spectral norm): {crit:.2f} M parameters.', '']
+              '', f'Patch critic (`create_critic()`, DeOldify style, spectral norm, on a `DetailView` of its input: the image and its 3x3 high-pass x100): {crit:.2f} M parameters.', '']
     Path(out).write_text('\n'.join(lines))
 
 
