@@ -11,6 +11,7 @@ import argparse
 import json
 import platform
 import time
+import types
 from pathlib import Path
 
 import matplotlib
@@ -25,12 +26,24 @@ from artifact_removal.degrade import JPEGDegradation
 from artifact_removal.nogan import NoGANConfig, _valid_set, gen_learner, score_generator
 from artifact_removal.models import count_params
 
-VARIANTS = {  # name -> (arch, create_generator overrides)
-    'mobilenetv3_small_100': ('mobilenetv3_small_100', {}),
-    'mobilenetv3_small_100 without full-res branch': ('mobilenetv3_small_100', {'full_res': 0}),
-    'mobilenetv3_large_100': ('mobilenetv3_large_100', {}),
-    'plain_cnn (control)': ('plain_cnn', {}),
+def fixed_batchnorm(model):
+    """Every BatchNorm keeps its initial statistics (mean 0, var 1) in training too: a learnable affine map
+    that behaves the same at train and test time. An experiment, not yet a config."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.train = types.MethodType(lambda self, mode=True: torch.nn.Module.train(self, False), m)
+            torch.nn.Module.train(m, False)
+    return model
+
+
+VARIANTS = {  # name -> (arch, create_generator overrides, model transform)
+    'mobilenetv3_small_100': ('mobilenetv3_small_100', {}, None),
+    'mobilenetv3_small_100 without full-res branch': ('mobilenetv3_small_100', {'full_res': 0}, None),
+    'mobilenetv3_large_100': ('mobilenetv3_large_100', {}, None),
+    'plain_cnn (control)': ('plain_cnn', {}, None),
+    'mobilenetv3_small_100 with fixed BatchNorm': ('mobilenetv3_small_100', {}, fixed_batchnorm),
 }
+DEFAULT_VARIANTS = list(VARIANTS)[:4]
 
 
 class TimedValidation(Callback):
@@ -58,11 +71,11 @@ class TimedValidation(Callback):
         self.t = time.time()
 
 
-def run(name, arch, overrides, dls, pairs, budget, every, lr):
+def run(name, arch, overrides, transform, dls, pairs, budget, every, lr):
     learn = gen_learner(dls, arch, 'l1')
-    if overrides:  # rebuild the model with the variant's settings
+    if overrides or transform:  # rebuild the model with the variant's settings
         from artifact_removal.models import create_generator
-        learn.model = create_generator(arch, **overrides).to(memory_format=torch.channels_last)
+        learn.model = (transform or (lambda m: m))(create_generator(arch, **overrides)).to(memory_format=torch.channels_last)
     print(f'{name}: {count_params(learn.model) / 1e6:.2f} M params', flush=True)
     cb = TimedValidation(pairs, every, budget, lr)
     learn.fit(1000, lr, cbs=cb)  # stopped by the callback at `budget` seconds
@@ -78,7 +91,7 @@ def main():
     p.add_argument('--minutes', type=float, default=15)
     p.add_argument('--every', type=float, default=90, help='seconds of training between validations')
     p.add_argument('--lr', type=float, default=2e-3)
-    p.add_argument('--variants', nargs='+', default=list(VARIANTS))
+    p.add_argument('--variants', nargs='+', default=DEFAULT_VARIANTS, choices=list(VARIANTS))
     p.add_argument('--out', default='docs')
     a = p.parse_args()
     torch.manual_seed(0)
@@ -89,8 +102,9 @@ def main():
     input_psnr = score_generator(None, pairs)['psnr']
     results = [run(n, *VARIANTS[n], dls, pairs, a.minutes * 60, a.every, a.lr) for n in a.variants]
     out = Path(a.out); out.mkdir(exist_ok=True)
+    variants = '' if a.variants == DEFAULT_VARIANTS else ' --variants ' + ' '.join(f'"{v}"' for v in a.variants)
     meta = {'command': 'python benchmarks/learning_curves.py ' + ' '.join(f'--{k} {v}' for k, v in
-            [('minutes', a.minutes), ('every', a.every), ('lr', a.lr)]), 'machine': f'{platform.processor() or platform.machine()}, '
+            [('minutes', a.minutes), ('every', a.every), ('lr', a.lr), ('out', a.out)]) + variants, 'machine': f'{platform.processor() or platform.machine()}, '
             f'{torch.get_num_threads()} threads', 'input_psnr': input_psnr, 'valid': '20 centre crops of 256 px, valid/, q10'}
     (out / 'learning_curves.json').write_text(json.dumps({'meta': meta, 'results': results}, indent=1))
     fig, ax = plt.subplots(figsize=(7, 4.5))
