@@ -219,9 +219,10 @@ def gen_learner(dls, arch='mobilenetv3_small_100', loss='l1', pretrained=False, 
     return learn
 
 
-def critic_learner(dls, nf=32, **kwargs) -> Learner:
-    "A Learner for the patch critic: one logit per patch region, binary cross-entropy (real=1, generated=0)."
-    return Learner(dls, create_critic(nf=nf), loss_func=AdaptiveLoss(nn.BCEWithLogitsLoss()),
+def critic_learner(dls, critic=None, **kwargs) -> Learner:
+    """A Learner for a patch critic (default: `create_critic()`): one logit per patch region, binary
+    cross-entropy (real=1, generated=0)."""
+    return Learner(dls, critic or create_critic(), loss_func=AdaptiveLoss(nn.BCEWithLogitsLoss()),
                    metrics=partial(accuracy_thresh_expand, thresh=0.0, sigmoid=False), **kwargs)
 
 
@@ -313,7 +314,7 @@ class GANCheckpoints(Callback):
     def before_fit(self):
         self.it, self.log_path = self.start_iter, self.folder / 'gan_log.json'
         self.log = [r for r in json.loads(self.log_path.read_text()) if r['iter'] <= self.it] if self.log_path.exists() else []
-        self.steps = {'generator': 0, 'critic': 0}
+        self.steps = {'gen_steps': 0, 'critic_steps': 0}
 
     def before_validate(self): raise CancelValidException()
 
@@ -321,15 +322,14 @@ class GANCheckpoints(Callback):
         "Smoothed generator and critic losses and how many steps each took since the last save: gan_log.json."
         gt = self.learn.gan_trainer
         value = lambda l: float(l.value) if l.count else None
-        self.log.append({'iter': self.it, 'gen_loss': value(gt.gen_loss), 'crit_loss': value(gt.crit_loss),
-                         'gen_steps': self.steps['generator'], 'critic_steps': self.steps['critic']})
-        self.steps = {'generator': 0, 'critic': 0}
+        self.log.append({'iter': self.it, 'gen_loss': value(gt.gen_loss), 'crit_loss': value(gt.crit_loss), **self.steps})
+        self.steps = {'gen_steps': 0, 'critic_steps': 0}
         _write_json(self.log, self.log_path)
 
     def after_batch(self):
         if not self.training: return
         self.it += 1
-        self.steps['generator' if self.learn.gan_trainer.gen_mode else 'critic'] += 1
+        self.steps['gen_steps' if self.learn.gan_trainer.gen_mode else 'critic_steps'] += 1
         if self.it % self.every == 0 or self.it >= self.n_iters:
             self._log_losses()
             save_state(self.learn.model.generator.state_dict(), self.folder / f'gen_{self.it:06d}.pth')
