@@ -33,8 +33,7 @@ class StepLog(Callback):
 
 def run(dls, gain, steps, lr, seed):
     torch.manual_seed(seed)
-    learn = critic_learner(dls)
-    learn.model = create_critic(detail_gain=gain)
+    learn = critic_learner(dls, create_critic(detail_gain=gain))
     log = StepLog(steps)
     with learn.no_bar(), learn.no_logging():
         learn.fit(10_000, lr, cbs=log)
