@@ -7,10 +7,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import timm
+from timm.layers import BatchNormAct2d
 from fastai.layers import ConvLayer, Flatten, NormType, SelfAttention
 from fastai.vision.models.unet import DynamicUnet
 
-__all__ = ['GENERATOR_CONFIGS', 'create_encoder', 'FullResStem', 'RestorationNet', 'create_generator',
+__all__ = ['GENERATOR_CONFIGS', 'FixedBatchNorm2d', 'FixedBatchNormAct2d', 'fix_batchnorm', 'create_encoder', 'FullResStem', 'RestorationNet', 'create_generator',
            'create_plain_cnn', 'DetailView', 'create_critic', 'count_params', 'gflops']
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -19,8 +20,11 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 # U-Net's middle conv most of the parameters), `full_res` is the width of the full-resolution branch. The
 # encoders' squeeze-excitation is removed: it pools over the whole image, so a tile would see different
 # channel weights than the whole image and tiled results would not match (the same reason as no attention).
+# `fixed_bn` makes every BatchNorm use its stored statistics in training too (`FixedBatchNorm2d`).
 GENERATOR_CONFIGS = {
     'mobilenetv3_small_100': dict(kind='unet', encoder='mobilenetv3_small_100', cut=-1, full_res=24),
+    'mobilenetv3_small_100_fixedbn': dict(kind='unet', encoder='mobilenetv3_small_100', cut=-1, full_res=24,
+                                          fixed_bn=True),
     'mobilenetv3_large_100': dict(kind='unet', encoder='mobilenetv3_large_100', cut=-1, full_res=32),
     'plain_cnn': dict(kind='plain', nf=32, n_layers=8),  # the control: about the small U-Net's FLOPs
 }
@@ -34,6 +38,26 @@ def gflops(m: nn.Module, size=(1080, 1920)) -> float:
     from torch.utils.flop_counter import FlopCounterMode
     with torch.no_grad(), FlopCounterMode(display=False) as fc: m.eval()(torch.zeros(1, 3, *size))
     return fc.get_total_flops() / 1e9
+
+
+class _StoredStatistics:
+    """Mixin for BatchNorms that normalise with their stored statistics in training as at test time, which
+    makes them learnable per-channel affine maps. Batch statistics of 64 px patches differ from those of
+    whole images, so a BatchNorm U-Net's validation score jumped from epoch to epoch; with stored statistics
+    it learns steadily (docs/training.md). Parameters and state_dict keys stay those of the BatchNorm."""
+    def train(self, mode=True): return super().train(False)
+
+
+class FixedBatchNorm2d(_StoredStatistics, nn.BatchNorm2d): pass
+class FixedBatchNormAct2d(_StoredStatistics, BatchNormAct2d): pass
+_FIXED = {nn.BatchNorm2d: FixedBatchNorm2d, BatchNormAct2d: FixedBatchNormAct2d}
+
+
+def fix_batchnorm(model: nn.Module) -> nn.Module:
+    "Make every BatchNorm of `model` use its stored statistics from now on (in place; parameters kept)."
+    for m in model.modules():
+        if type(m) in _FIXED: m.__class__ = _FIXED[type(m)]
+    return model.train(model.training)
 
 
 class _FirstChannels(nn.Module):
@@ -98,12 +122,12 @@ def create_generator(name='mobilenetv3_small_100', pretrained=False, **kwargs) -
     if name not in GENERATOR_CONFIGS:
         raise ValueError(f'unknown generator {name!r}; choose from {", ".join(GENERATOR_CONFIGS)}')
     cfg = {**GENERATOR_CONFIGS[name], **{k: v for k, v in kwargs.items() if v is not None}}
-    kind = cfg.pop('kind')
+    kind, fixed_bn = cfg.pop('kind'), cfg.pop('fixed_bn', False)
     if kind == 'plain': return RestorationNet(create_plain_cnn(**cfg), stride=1, mean=(0.5,) * 3, std=(0.25,) * 3)
     enc = create_encoder(cfg['encoder'], pretrained=pretrained, cut=cfg['cut'], full_res=cfg['full_res'])
     body = DynamicUnet(enc, n_out=3, img_size=(64, 64), blur=False, self_attention=False, last_cross=True,
                        norm_type=None)
-    return RestorationNet(body, stride=32)
+    return RestorationNet(fix_batchnorm(body) if fixed_bn else body, stride=32)
 
 
 def _critic_conv(ni, nf, ks=3, stride=1, self_attention=False, **kwargs):

@@ -11,7 +11,6 @@ import argparse
 import json
 import platform
 import time
-import types
 from pathlib import Path
 
 import matplotlib
@@ -26,22 +25,12 @@ from artifact_removal.degrade import JPEGDegradation
 from artifact_removal.nogan import NoGANConfig, _valid_set, gen_learner, score_generator
 from artifact_removal.models import count_params
 
-def fixed_batchnorm(model):
-    """Every BatchNorm keeps its initial statistics (mean 0, var 1) in training too: a learnable affine map
-    that behaves the same at train and test time. An experiment, not yet a config."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.train = types.MethodType(lambda self, mode=True: torch.nn.Module.train(self, False), m)
-            torch.nn.Module.train(m, False)
-    return model
-
-
-VARIANTS = {  # name -> (arch, create_generator overrides, model transform)
-    'mobilenetv3_small_100': ('mobilenetv3_small_100', {}, None),
-    'mobilenetv3_small_100 without full-res branch': ('mobilenetv3_small_100', {'full_res': 0}, None),
-    'mobilenetv3_large_100': ('mobilenetv3_large_100', {}, None),
-    'plain_cnn (control)': ('plain_cnn', {}, None),
-    'mobilenetv3_small_100 with fixed BatchNorm': ('mobilenetv3_small_100', {}, fixed_batchnorm),
+VARIANTS = {  # name -> (arch, create_generator overrides)
+    'mobilenetv3_small_100': ('mobilenetv3_small_100', {}),
+    'mobilenetv3_small_100 without full-res branch': ('mobilenetv3_small_100', {'full_res': 0}),
+    'mobilenetv3_large_100': ('mobilenetv3_large_100', {}),
+    'plain_cnn (control)': ('plain_cnn', {}),
+    'mobilenetv3_small_100 with fixed BatchNorm': ('mobilenetv3_small_100_fixedbn', {}),
 }
 DEFAULT_VARIANTS = list(VARIANTS)[:4]
 
@@ -71,11 +60,11 @@ class TimedValidation(Callback):
         self.t = time.time()
 
 
-def run(name, arch, overrides, transform, dls, pairs, budget, every, lr):
+def run(name, arch, overrides, dls, pairs, budget, every, lr):
     learn = gen_learner(dls, arch, 'l1')
-    if overrides or transform:  # rebuild the model with the variant's settings
+    if overrides:  # rebuild the model with the variant's settings
         from artifact_removal.models import create_generator
-        learn.model = (transform or (lambda m: m))(create_generator(arch, **overrides)).to(memory_format=torch.channels_last)
+        learn.model = create_generator(arch, **overrides).to(memory_format=torch.channels_last)
     print(f'{name}: {count_params(learn.model) / 1e6:.2f} M params', flush=True)
     cb = TimedValidation(pairs, every, budget, lr)
     learn.fit(1000, lr, cbs=cb)  # stopped by the callback at `budget` seconds

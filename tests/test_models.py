@@ -56,3 +56,23 @@ def test_weights_roundtrip_fp16(tmp_path):
     assert not list(tmp_path.glob('*.tmp'))
     (tmp_path / 'bad.safetensors').write_bytes(b'junk')
     with pytest.raises(ValueError, match='bad.safetensors: not a weights file'): load_generator(tmp_path / 'bad.safetensors')
+
+
+def test_fixed_batchnorm_behaves_as_at_test_time():
+    """The fixed-BatchNorm config normalises with stored statistics in training too (train output = eval output,
+    statistics untouched by a step), and takes the BatchNorm config's weights as they are."""
+    bn = create_generator('mobilenetv3_small_100')
+    bn.train()(torch.rand(8, 3, 64, 64))  # move BatchNorm statistics away from their initial values
+    g = create_generator('mobilenetv3_small_100_fixedbn')
+    g.load_state_dict(bn.state_dict())
+    with torch.no_grad():
+        for p in g.parameters(): p.add_(torch.randn_like(p) * 0.01)  # a head that is not zero
+    stats = {k: v.clone() for k, v in g.state_dict().items() if 'running' in k}
+    x = torch.rand(2, 3, 64, 64)
+    opt = torch.optim.Adam(g.parameters(), 1e-3)
+    loss = (g.train()(x) - x.flip(-1)).abs().mean(); opt.zero_grad(); loss.backward(); opt.step()
+    assert all(torch.equal(v, g.state_dict()[k]) for k, v in stats.items())
+    with torch.no_grad(): assert torch.allclose(g.eval()(x), g.train()(x))
+    assert g.training and not any(m.training for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.load_state_dict(g.state_dict())
+    with torch.no_grad(): assert torch.allclose(bn.eval()(x), g(x))
