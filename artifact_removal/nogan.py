@@ -1,7 +1,7 @@
 """The NoGAN recipe (DeOldify) as resumable stages, each a function that reads and writes state_dicts in `out`.
 
 1. `pretrain_generator`: the generator alone on a content loss (`fit_one_cycle`; frozen then unfrozen when the
-   encoder is pretrained).
+   encoder is pretrained), keeping the EMA of its weights (`ModelEMA`).
 2. `save_generated` + `pretrain_critic`: the critic learns to tell the generator's outputs from clean patches.
 3. `train_gan`: a short GAN phase (`GANLearner.from_learners`, adaptive switcher, `GANDiscriminativeLR`), the
    generator saved every `save_every` iterations.
@@ -33,6 +33,7 @@ from fastprogress.fastprogress import progress_bar
 from PIL import Image
 
 from .files import atomic_path
+from .ema import ModelEMA, kept_model
 from .data import find_images, get_critic_dls, get_pair_dls, load_image
 from .degrade import JPEGDegradation, jpeg_compress
 from .losses import create_loss
@@ -60,6 +61,7 @@ class NoGANConfig:
     gen_epochs: int = 30
     gen_frozen_epochs: int = 2          # encoder frozen first (only when pretrained)
     gen_lr: float = 2e-3
+    gen_ema: float = 0.999              # decay of the weight average that stage 1 validates and keeps (0: none)
     critic_patches: int = 8             # generated/clean patches saved per training image
     critic_epochs: int = 8              # ~900 steps at the defaults: the critic needs several hundred to learn
     critic_lr: float = 1e-3
@@ -111,12 +113,15 @@ class ResumableCheckpoint(_CompletedEpochCallback):
     order = 65
     def __init__(self, path): self.path = Path(path)
     def after_completed_epoch(self):
+        ema = getattr(self.learn, 'model_ema', None)
         save_state({'model': self.learn.model.state_dict(), 'opt': _plain(self.learn.opt.state_dict()),
-                    'epoch': self.epoch, 'n_epoch': self.n_epoch, 'recorder': _history(self.learn)}, self.path)
+                    'epoch': self.epoch, 'n_epoch': self.n_epoch, 'recorder': _history(self.learn),
+                    **({'ema': ema.state_dict()} if isinstance(ema, ModelEMA) else {})}, self.path)
 
 
 class QualityTracker(_CompletedEpochCallback):
-    "After each epoch, score the model on fixed validation `pairs` (PSNR, ST-LPIPS) and log it with wall time."
+    """After each epoch, score the model (its weight average when it has one) on fixed validation `pairs`
+    (PSNR, ST-LPIPS) and log it with wall time."""
     order = 60
     def __init__(self, pairs, log_path, stlpips=True):
         self.pairs, self.log_path, self.metric = pairs, Path(log_path), STLPIPS() if stlpips else None
@@ -129,7 +134,7 @@ class QualityTracker(_CompletedEpochCallback):
     def before_fit(self): self.t0 = time.time() - (self.log[-1]['seconds'] if self.log else 0)
 
     def after_completed_epoch(self):
-        row = score_generator(self.model, self.pairs, self.metric)
+        row = score_generator(kept_model(self.learn), self.pairs, self.metric)
         self.model.train()
         self.log.append({'epoch': self.epoch + 1, 'seconds': time.time() - self.t0, **row})
         _write_json(self.log, self.log_path)
@@ -174,6 +179,7 @@ def _resume(learn, path):
     learn.model.load_state_dict(st['model'])
     learn.create_opt()
     learn.opt.load_state_dict(st['opt'])
+    if 'ema' in st and isinstance(getattr(learn, 'model_ema', None), ModelEMA): learn.model_ema.load_state_dict(st['ema'])
     print(f'resuming {path.name} after epoch {st["epoch"] + 1}/{st["n_epoch"]}')
     return st['epoch'] + 1
 
@@ -238,7 +244,7 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     out = Path(out)
     final, ckpt = out / 'gen_pretrain.pth', out / 'gen_pretrain_ckpt.pth'
     dls = dls or _pair_dls(data, valid, cfg)
-    learn = gen_learner(dls, cfg.arch, cfg.gen_loss, cfg.pretrained)
+    learn = gen_learner(dls, cfg.arch, cfg.gen_loss, cfg.pretrained, cbs=ModelEMA(cfg.gen_ema) if cfg.gen_ema else None)
     if cfg.init: learn.model.load_state_dict(read_generator_state(cfg.init))
     if not cfg.gen_epochs:  # start the NoGAN cycle from `init` as it is
         save_state(learn.model.state_dict(), final)
@@ -257,7 +263,7 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
                  'history': load_state(ckpt)['recorder'], 'valid_q10': tracker.log, 'input_q10': input_scores},
                 out / 'gen_pretrain.json')
     plot_validation_curve(tracker.log, out / 'gen_pretrain_valid.png', input_scores)
-    save_state(learn.model.state_dict(), final)
+    save_state(kept_model(learn).state_dict(), final)
     return final
 
 

@@ -3,9 +3,10 @@ import json
 from dataclasses import replace
 
 import pytest
+import torch
 
 from artifact_removal.cli import main
-from artifact_removal.nogan import QUICK, ResumableCheckpoint, pretrain_generator, run_nogan
+from artifact_removal.nogan import QUICK, ResumableCheckpoint, load_state, pretrain_generator, run_nogan
 
 
 def test_quick_recipe_cli(mini_train, mini_valid, tmp_path, capsys):
@@ -40,12 +41,19 @@ def test_generator_resumes_after_interruption(mini_train, mini_valid, tmp_path, 
         if self.epoch == 1: raise Interrupt('power cut')
     monkeypatch.setattr(ResumableCheckpoint, 'after_completed_epoch', stop_after_two)
     with pytest.raises(Interrupt): pretrain_generator(tmp_path, mini_train, mini_valid, cfg)
+    steps_per_epoch = int(load_state(tmp_path / 'gen_pretrain_ckpt.pth')['ema']['steps']) // 2
+    assert steps_per_epoch > 0
     assert not (tmp_path / 'gen_pretrain.pth').exists() and (tmp_path / 'gen_pretrain_ckpt.pth').exists()
     monkeypatch.setattr(ResumableCheckpoint, 'after_completed_epoch', orig)
     pretrain_generator(tmp_path, mini_train, mini_valid, cfg)
     assert 'resuming gen_pretrain_ckpt.pth after epoch 2/3' in capsys.readouterr().out
     log = json.loads((tmp_path / 'gen_pretrain_valid.json').read_text())
     assert [r['epoch'] for r in log] == [1, 2, 3]  # one more epoch, not a restart
+    st = load_state(tmp_path / 'gen_pretrain_ckpt.pth')
+    assert int(st['ema']['steps']) == 3 * steps_per_epoch  # the weight average went on where it stopped
+    kept = load_state(tmp_path / 'gen_pretrain.pth')  # the average is what the stage keeps
+    assert all(torch.equal(v, st['ema'][f'module.{k}']) for k, v in kept.items())
+    assert any(not torch.equal(v, st['model'][k]) for k, v in kept.items())
 
 
 def test_gan_phase_resumes(mini_train, mini_valid, tmp_path, capsys):

@@ -1,0 +1,43 @@
+"""A moving average of the generator's weights, kept beside the trained ones (as Real-ESRGAN keeps `params_ema`).
+
+On small patches and a blind mix of JPEG qualities, the weights after one step score up to 0.3 dB apart from
+those a few hundred steps later; their average is steadier and usually better. `ModelEMA` keeps it in
+its `average` (timm's `ModelEmaV3`), and the recipe validates and keeps the average.
+"""
+import torch
+from fastai.callback.core import Callback
+from timm.utils import ModelEmaV3
+
+__all__ = ['WeightAverage', 'ModelEMA', 'kept_model']
+
+
+class WeightAverage(ModelEmaV3):
+    """timm's EMA of parameters and buffers with its own step count (saved in the state_dict, so a resumed fit
+    goes on with the same average): a plain mean of all steps until `decay` is reached, then an EMA."""
+    def __init__(self, model, decay=0.999):
+        super().__init__(model, decay=decay, use_warmup=True, warmup_power=1.)
+        self.register_buffer('steps', torch.zeros((), dtype=torch.long))
+
+    def update(self, model):
+        self.steps += 1
+        super().update(model, step=int(self.steps))
+
+
+class ModelEMA(Callback):
+    """Keep a `WeightAverage` of the model, updated after every optimizer step. fastai makes the callback
+    `learn.model_ema`; checkpoints save its `state_dict()`, a resumed fit loads it back."""
+    order = 55  # before the trackers and checkpoints that read it
+    def __init__(self, decay=0.999): self.decay, self.average = decay, None
+    def _created(self):
+        if self.average is None: self.average = WeightAverage(self.learn.model, self.decay)
+        return self.average
+    def before_fit(self): self._created().to(next(self.model.parameters()).device)
+    def after_step(self): self.average.update(self.model)
+    def state_dict(self): return self._created().state_dict()
+    def load_state_dict(self, sd): self._created().load_state_dict(sd)
+
+
+def kept_model(learn):
+    "The weights a recipe validates and keeps: the average when `learn` has a `ModelEMA`, else the model."
+    ema = getattr(learn, 'model_ema', None)
+    return ema.average.module if isinstance(ema, ModelEMA) and ema.average is not None else learn.model
