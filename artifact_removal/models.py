@@ -11,8 +11,8 @@ from timm.layers import BatchNormAct2d
 from fastai.layers import ConvLayer, Flatten, NormType, SelfAttention
 from fastai.vision.models.unet import DynamicUnet
 
-__all__ = ['GENERATOR_CONFIGS', 'FixedBatchNorm2d', 'FixedBatchNormAct2d', 'fix_batchnorm', 'create_encoder', 'FullResStem', 'RestorationNet', 'create_generator',
-           'create_plain_cnn', 'DetailView', 'create_critic', 'count_params', 'gflops']
+__all__ = ['GENERATOR_CONFIGS', 'FixedBatchNorm2d', 'FixedBatchNormAct2d', 'fix_batchnorm', 'create_encoder',
+           'FullResStem', 'RestorationNet', 'create_generator', 'create_plain_cnn', 'DetailView', 'create_critic', 'count_params', 'gflops']
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -43,8 +43,8 @@ def gflops(m: nn.Module, size=(1080, 1920)) -> float:
 class _StoredStatistics:
     """Mixin for BatchNorms that normalise with their stored statistics in training as at test time, which
     makes them learnable per-channel affine maps. Batch statistics of 64 px patches differ from those of
-    whole images, so a BatchNorm U-Net's validation score jumped from epoch to epoch; with stored statistics
-    it learns steadily (docs/training.md). Parameters and state_dict keys stay those of the BatchNorm."""
+    whole images; in a 12-minute test the small U-Net learned faster this way (+0.77 dB against +0.45,
+    docs/training.md). Parameters and state_dict keys stay those of the BatchNorm."""
     def train(self, mode=True): return super().train(False)
 
 

@@ -33,7 +33,7 @@ from fastprogress.fastprogress import progress_bar
 from PIL import Image
 
 from .files import atomic_path
-from .ema import ModelEMA, kept_model
+from .ema import ModelEMA, ema_callback, kept_model
 from .data import find_images, get_critic_dls, get_pair_dls, load_image
 from .degrade import JPEGDegradation, jpeg_compress
 from .losses import create_loss
@@ -113,10 +113,10 @@ class ResumableCheckpoint(_CompletedEpochCallback):
     order = 65
     def __init__(self, path): self.path = Path(path)
     def after_completed_epoch(self):
-        ema = getattr(self.learn, 'model_ema', None)
+        ema = ema_callback(self.learn)
         save_state({'model': self.learn.model.state_dict(), 'opt': _plain(self.learn.opt.state_dict()),
                     'epoch': self.epoch, 'n_epoch': self.n_epoch, 'recorder': _history(self.learn),
-                    **({'ema': ema.state_dict()} if isinstance(ema, ModelEMA) else {})}, self.path)
+                    **({'ema': ema.state_dict()} if ema is not None else {})}, self.path)
 
 
 class QualityTracker(_CompletedEpochCallback):
@@ -179,7 +179,8 @@ def _resume(learn, path):
     learn.model.load_state_dict(st['model'])
     learn.create_opt()
     learn.opt.load_state_dict(st['opt'])
-    if 'ema' in st and isinstance(getattr(learn, 'model_ema', None), ModelEMA): learn.model_ema.load_state_dict(st['ema'])
+    ema = ema_callback(learn)
+    if ema is not None and 'ema' in st: ema.load_state_dict(st['ema'])
     print(f'resuming {path.name} after epoch {st["epoch"] + 1}/{st["n_epoch"]}')
     return st['epoch'] + 1
 

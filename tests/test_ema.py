@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from artifact_removal.ema import WeightAverage
+from artifact_removal.ema import ModelEMA, WeightAverage
 
 
 def _set(model, value):
@@ -18,3 +19,8 @@ def test_weight_average_is_a_mean_then_an_ema():
     restored = WeightAverage(model, decay=0.75)
     restored.load_state_dict(avg.state_dict())
     assert int(restored.steps) == 4 and torch.equal(restored.module.weight, avg.module.weight)
+
+
+def test_bad_decay_is_refused():
+    for decay in [0., 1., 1.5, -0.1]:
+        with pytest.raises(ValueError, match='EMA decay must be between 0 and 1'): ModelEMA(decay)
