@@ -8,7 +8,13 @@ import torch
 from fastai.callback.core import Callback
 from timm.utils import ModelEmaV3
 
-__all__ = ['WeightAverage', 'ModelEMA', 'ema_callback', 'kept_model']
+__all__ = ['check_decay', 'WeightAverage', 'ModelEMA', 'ema_callback', 'kept_model']
+
+
+def check_decay(decay) -> float:
+    "`decay` when it makes an average (strictly between 0 and 1), else a clear error."
+    if not 0 < decay < 1: raise ValueError(f'EMA decay must be between 0 and 1 (exclusive), not {decay}')
+    return decay
 
 
 class WeightAverage(ModelEmaV3):
@@ -28,8 +34,7 @@ class ModelEMA(Callback):
     `learn.model_ema`; checkpoints save its `state_dict()`, a resumed fit loads it back."""
     order = 55  # before the trackers and checkpoints that read it
     def __init__(self, decay=0.999):
-        if not 0 < decay < 1: raise ValueError(f'EMA decay must be between 0 and 1 (exclusive), not {decay}')
-        self.decay, self.average = decay, None
+        self.decay, self.average = check_decay(decay), None
     def _created(self):
         if self.average is None: self.average = WeightAverage(self.learn.model, self.decay)
         return self.average

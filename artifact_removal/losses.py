@@ -5,7 +5,7 @@ Perceptual networks get [0, 1] images and do their own scaling: never ImageNet-n
 import torch
 import torch.nn as nn
 
-__all__ = ['CharbonnierLoss', 'SSIMLoss', 'MSSSIMLoss', 'PerceptualLoss', 'CombinedLoss', 'create_loss', 'LOSSES']
+__all__ = ['CharbonnierLoss', 'SSIMLoss', 'MSSSIMLoss', 'PerceptualLoss', 'CombinedLoss', 'parse_loss_spec', 'create_loss', 'LOSSES']
 
 
 class CharbonnierLoss(nn.Module):
@@ -77,11 +77,18 @@ def _make(name):
     return LOSSES[name]()
 
 
-def create_loss(spec) -> CombinedLoss:
-    "A loss from a spec like 'l1', 'l1+stlpips' or 'l1:1,stlpips:0.5' (CLI friendly); a dict works too."
-    if isinstance(spec, dict): return CombinedLoss(**spec)
+def parse_loss_spec(spec) -> dict:
+    """{name: weight} from a spec like 'l1', 'l1+stlpips' or 'l1:1,stlpips:0.5', checked without building the
+    losses (ST-LPIPS loads weights), so a training run can refuse a bad spec before it starts."""
     parts = {}
     for item in spec.replace('+', ',').split(','):
         name, _, w = item.strip().partition(':')
-        parts[name] = float(w) if w else 1.0
-    return CombinedLoss(**parts)
+        if name not in LOSSES: raise ValueError(f'unknown loss {name!r} in {spec!r}; choose from {", ".join(LOSSES)}')
+        try: parts[name] = float(w) if w else 1.0
+        except ValueError: raise ValueError(f'loss weight {w!r} in {spec!r} is not a number') from None
+    return parts
+
+
+def create_loss(spec) -> CombinedLoss:
+    "A loss from a spec like 'l1', 'l1+stlpips' or 'l1:1,stlpips:0.5' (CLI friendly); a dict works too."
+    return CombinedLoss(**(spec if isinstance(spec, dict) else parse_loss_spec(spec)))

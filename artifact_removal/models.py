@@ -11,7 +11,7 @@ from timm.layers import BatchNormAct2d
 from fastai.layers import ConvLayer, Flatten, NormType, SelfAttention
 from fastai.vision.models.unet import DynamicUnet
 
-__all__ = ['GENERATOR_CONFIGS', 'FixedBatchNorm2d', 'FixedBatchNormAct2d', 'fix_batchnorm', 'create_encoder',
+__all__ = ['GENERATOR_CONFIGS', 'FixedBatchNorm2d', 'FixedBatchNormAct2d', 'fix_batchnorm', 'check_arch', 'create_encoder',
            'FullResStem', 'RestorationNet', 'create_generator', 'create_plain_cnn', 'DetailView', 'create_critic', 'count_params', 'gflops']
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -117,10 +117,15 @@ def create_plain_cnn(nf=48, n_layers=8) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Conv2d(nf, 3, 3, padding=1))
 
 
-def create_generator(name='mobilenetv3_small_100', pretrained=False, **kwargs) -> RestorationNet:
-    "A generator from `GENERATOR_CONFIGS[name]`; `kwargs` override the config (None values are ignored)."
+def check_arch(name):
+    "Refuse a generator name that is not in `GENERATOR_CONFIGS`, listing the ones that are."
     if name not in GENERATOR_CONFIGS:
         raise ValueError(f'unknown generator {name!r}; choose from {", ".join(GENERATOR_CONFIGS)}')
+
+
+def create_generator(name='mobilenetv3_small_100', pretrained=False, **kwargs) -> RestorationNet:
+    "A generator from `GENERATOR_CONFIGS[name]`; `kwargs` override the config (None values are ignored)."
+    check_arch(name)
     cfg = {**GENERATOR_CONFIGS[name], **{k: v for k, v in kwargs.items() if v is not None}}
     kind, fixed_bn = cfg.pop('kind'), cfg.pop('fixed_bn', False)
     if kind == 'plain': return RestorationNet(create_plain_cnn(**cfg), stride=1, mean=(0.5,) * 3, std=(0.25,) * 3)

@@ -33,12 +33,12 @@ from fastprogress.fastprogress import progress_bar
 from PIL import Image
 
 from .files import atomic_path
-from .ema import ModelEMA, ema_callback, kept_model
+from .ema import ModelEMA, check_decay, ema_callback, kept_model
 from .data import find_images, get_critic_dls, get_pair_dls, load_image
 from .degrade import JPEGDegradation, jpeg_compress
-from .losses import create_loss
+from .losses import create_loss, parse_loss_spec
 from .metrics import STLPIPS, psnr, psnr_batch, to_uint8
-from .models import create_critic, create_generator
+from .models import check_arch, create_critic, create_generator
 from .visualize import plot_side_by_side, plot_validation_curve
 from .weights import read_generator_state
 
@@ -77,6 +77,19 @@ class NoGANConfig:
     max_psnr_drop: float = 0.1          # switch-point rule: PSNR may fall at most this much below stage 1's
     num_workers: int = 1
     seed: int = 42
+
+    def __post_init__(self):
+        "Refuse a bad setting when the config is made, before a run writes anything."
+        check_arch(self.arch)
+        for spec in (self.gen_loss, self.gan_loss):
+            if spec: parse_loss_spec(spec)
+        if self.gen_ema: check_decay(self.gen_ema)
+        for q in (*self.quality, *self.valid_qualities):
+            if not 1 <= q <= 100: raise ValueError(f'JPEG quality must be in 1..100, got {q}')
+        if len(self.quality) != 2 or self.quality[0] > self.quality[1]:
+            raise ValueError(f'quality is a range LOW HIGH with LOW <= HIGH, got {self.quality}')
+        for name in ('size', 'bs', 'n_patches', 'critic_patches', 'save_every', 'valid_images', 'valid_crop'):
+            if getattr(self, name) < 1: raise ValueError(f'{name} must be at least 1, got {getattr(self, name)}')
 
 
 QUICK = NoGANConfig(size=32, bs=8, n_patches=2, gen_epochs=2, critic_patches=1, critic_epochs=1, gan_iters=6,
@@ -430,10 +443,18 @@ def _plot_results(out, pairs, arch, chosen):
     plot_side_by_side(rows, titles, out / 'results.png')
 
 
+def _check_sources(data, valid, cfg):
+    "Fail on a missing or empty image folder or a missing `init` file before a run creates its folder."
+    for folder in (data, valid):
+        if folder: find_images(folder)
+    if cfg.init and not Path(cfg.init).is_file(): raise FileNotFoundError(f'{cfg.init}: no such weights file (init)')
+
+
 def run_nogan(out, data, valid=None, cfg=NoGANConfig(), cycles=1) -> dict:
     """All stages in order, skipping finished ones (so a rerun resumes); `cycles`>1 repeats critic and GAN
     stages from the chosen generator, as DeOldify repeated its NoGAN cycles."""
     out = Path(out)
+    _check_sources(data, valid, cfg)
     out.mkdir(parents=True, exist_ok=True)
     _write_json({'config': asdict(cfg), 'data': str(data), 'valid': str(valid)}, out / 'config.json')
     valid_for_choice = valid or data

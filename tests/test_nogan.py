@@ -72,6 +72,21 @@ def test_gan_phase_resumes(mini_train, mini_valid, tmp_path, capsys):
 def test_cli_bad_data(tmp_path, capsys):
     assert main(['train', '--quick', '--data', str(tmp_path), '--out', str(tmp_path / 'o')]) == 2
     assert f'{tmp_path}: no image files found' in capsys.readouterr().err
+    assert not (tmp_path / 'o').exists()  # refused before the run made its folder
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--gen-ema', '1.5'], 'EMA decay must be between 0 and 1'),
+    (['--gen-loss', 'l1+stlips'], "unknown loss 'stlips' in 'l1+stlips'"),
+    (['--arch', 'resnet'], "unknown generator 'resnet'"),
+    (['--quality', '60', '20'], 'LOW <= HIGH'),
+    (['--valid-qualities', '0'], 'JPEG quality must be in 1..100, got 0'),
+    (['--bs', '0'], 'bs must be at least 1'),
+    (['--init', 'missing.safetensors'], 'missing.safetensors: no such weights file'),
+])
+def test_cli_refuses_bad_settings_before_writing(mini_train, tmp_path, capsys, args, message):
+    assert main(['train', '--quick', '--data', str(mini_train), '--out', str(tmp_path / 'o'), *args]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / 'o').exists()
 
 
 def test_second_cycle_starts_from_chosen_generator(mini_train, mini_valid, tmp_path):
