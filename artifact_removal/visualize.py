@@ -34,16 +34,23 @@ def plot_side_by_side(rows, titles, path=None, crop=None, cell=2.6):
     return _save(fig, path) if path else fig
 
 
-def plot_validation_curve(log, path=None, input_scores=None, title='generator pretraining'):
-    """Validation scores at q10 against training time, one panel per metric in the `QualityTracker` log
-    (PSNR, ST-LPIPS), with the JPEG input's scores (`input_scores`) as dashed lines."""
-    metrics = [k for k in ('psnr', 'stlpips') if k in log[0]]
+def plot_validation_curve(log, path=None, input_scores=None, title='generator pretraining', x='minutes'):
+    """Validation scores at q10 against training time (`x`='minutes') or epochs (`x`='epoch'), one panel per
+    metric in the `QualityTracker` log (PSNR, ST-LPIPS), with the JPEG input's scores (`input_scores`) as
+    dashed lines. `log` is one run's log, or {label: log} to compare runs on the same axes."""
+    runs = log if isinstance(log, dict) else {'generator': log}
+    first = next(iter(runs.values()))[0]
+    metrics = [k for k in ('psnr', 'stlpips') if k in first]
     labels = {'psnr': 'PSNR (dB, higher is better)', 'stlpips': 'ST-LPIPS (lower is better)'}
+    xs = {'minutes': ('training time (min)', lambda r: r['seconds'] / 60), 'epoch': ('epoch', lambda r: r['epoch'])}
+    xlabel, xval = xs[x]
     fig, axs = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
     for ax, k in zip(axs[0], metrics):
-        ax.plot([r['seconds'] / 60 for r in log], [r[k] for r in log], 'o-', label='generator')
+        for name, rows in runs.items():
+            rows = [r for r in rows if k in r]
+            ax.plot([xval(r) for r in rows], [r[k] for r in rows], 'o-', ms=3, label=name)
         if input_scores and k in input_scores: ax.axhline(input_scores[k], color='gray', ls='--', label='JPEG input')
-        ax.set(xlabel='training time (min)', ylabel=labels[k], title=f'{title}: validation at q10')
+        ax.set(xlabel=xlabel, ylabel=labels[k], title=f'{title}: validation at q10')
         ax.grid(alpha=.3); ax.legend()
     fig.tight_layout()
     return _save(fig, path) if path else fig

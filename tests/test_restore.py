@@ -154,6 +154,16 @@ def test_visualizer(photo, tmp_path, restorer):
     assert (tmp_path / 'fig.png').stat().st_size > 0
 
 
+def test_validation_curves_of_two_runs(tmp_path):
+    from artifact_removal.visualize import plot_validation_curve
+    log = lambda p0: [{'epoch': e, 'seconds': 60. * e, 'psnr': p0 + e / 10, 'stlpips': .1} for e in (1, 2, 3)]
+    runs = {'unet': log(25), 'plain': log(26)}
+    psnr_panel = plot_validation_curve(runs, input_scores={'psnr': 25.}, x='epoch').axes[0]
+    assert [l.get_label() for l in psnr_panel.get_lines()] == ['unet', 'plain', 'JPEG input']
+    assert list(psnr_panel.get_lines()[1].get_xdata()) == [1, 2, 3]
+    assert plot_validation_curve(runs, tmp_path / 'c.png').stat().st_size > 0
+
+
 def test_onnx_and_torch_backends_agree(photo):
     a = np.asarray(photo)
     on, pt = Restorer(device='cpu', backend='onnx'), Restorer(device='cpu', backend='torch')
