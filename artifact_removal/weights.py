@@ -40,7 +40,10 @@ def load_generator(path, device='cpu'):
 
 
 def read_generator_state(path) -> dict:
-    "A generator state_dict in fp32 from a .safetensors file, a run's .pth, or a stage checkpoint (its 'model')."
+    """A generator state_dict in fp32 from a .safetensors file, a run's .pth, or a stage checkpoint: the
+    weights the stage keeps, its weight average ('ema') when it has one, else its 'model', so the checkpoint
+    of a stopped run gives what `gen_pretrain.pth` would have held."""
     if str(path).endswith('.safetensors'): return {k: v.float() for k, v in load_file(str(path)).items()}
     st = torch.load(path, map_location='cpu', weights_only=True)
+    if 'ema' in st: return {k[len('module.'):]: v for k, v in st['ema'].items() if k.startswith('module.')}
     return st['model'] if 'model' in st and isinstance(st['model'], dict) else st

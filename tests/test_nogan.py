@@ -7,6 +7,7 @@ import torch
 
 from artifact_removal.cli import main
 from artifact_removal.nogan import QUICK, ResumableCheckpoint, load_state, pretrain_generator, run_nogan
+from artifact_removal.weights import read_generator_state
 
 
 def test_quick_recipe_cli(mini_train, mini_valid, tmp_path, capsys):
@@ -44,6 +45,8 @@ def test_generator_resumes_after_interruption(mini_train, mini_valid, tmp_path, 
     steps_per_epoch = int(load_state(tmp_path / 'gen_pretrain_ckpt.pth')['ema']['steps']) // 2
     assert steps_per_epoch > 0
     assert not (tmp_path / 'gen_pretrain.pth').exists() and (tmp_path / 'gen_pretrain_ckpt.pth').exists()
+    ema = load_state(tmp_path / 'gen_pretrain_ckpt.pth')['ema']  # a stopped run's checkpoint gives its average
+    assert all(torch.equal(v, ema[f'module.{k}']) for k, v in read_generator_state(tmp_path / 'gen_pretrain_ckpt.pth').items())
     monkeypatch.setattr(ResumableCheckpoint, 'after_completed_epoch', orig)
     pretrain_generator(tmp_path, mini_train, mini_valid, cfg)
     assert 'resuming gen_pretrain_ckpt.pth after epoch 2/3' in capsys.readouterr().out
@@ -103,7 +106,6 @@ def test_cycle_from_release_weights_with_perceptual_gan_loss(mini_train, mini_va
     import torch
     from dataclasses import replace
     from artifact_removal import registry
-    from artifact_removal.weights import read_generator_state
     init = registry.model_path(registry.default_model())
     cfg = replace(QUICK, init=str(init), gen_epochs=0, gan_loss='l1+stlpips:0.5')
     result = run_nogan(tmp_path, mini_train, mini_valid, cfg)
