@@ -1,8 +1,11 @@
-"""Model lookup and download: bundled, cached, fetched from a local HTTP server with a sha256 check."""
+"""Model lookup and download: bundled, cached, fetched from a local HTTP server with a sha256 check; the
+release tool's training-time bookkeeping."""
 import functools
 import hashlib
 import http.server
+import importlib.util
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +86,12 @@ def test_cut_connection_leaves_nothing(cache):
         with pytest.raises(ModelDownloadError): registry.download_model('cut', progress=False)
     finally: httpd.shutdown()
     assert not cache.exists() or not list(cache.iterdir())
+
+
+def test_cumulative_training_counts_from_the_latest_fresh_start():
+    spec = importlib.util.spec_from_file_location('publish_model', Path(__file__).parents[1] / 'tools' / 'publish_model.py')
+    tool = importlib.util.module_from_spec(spec); spec.loader.exec_module(tool)
+    run = lambda secs, init: {'stage_seconds': {'gen_pretrain': secs}, 'config': {'init': init}}
+    assert tool.training_seconds([run(100, ''), run(50, 'models/fidelity.safetensors')]) == 150
+    assert tool.training_seconds([run(100, ''), run(50, 'models/x.safetensors'), run(20, '')]) == 20  # new network
+    assert tool.training_seconds([run(30, 'models/fidelity.safetensors')]) == 30

@@ -5,7 +5,8 @@
 
 Overwrites `models/NAME.safetensors` (one file per model, so the repository does not grow with every
 session), records its sha256 in `models/registry.json`, and appends this session's stage times and
-validation curve to `models/training_log.json`, so training carries over sessions with `--init`.
+validation curve to `models/training_log.json`, so training carries over sessions with `--init`. Its
+cumulative training time counts from the model's latest from-scratch run: a new network starts from nothing.
 """
 import argparse
 import datetime
@@ -16,6 +17,12 @@ from artifact_removal.files import atomic_path
 from artifact_removal.models import create_generator
 from artifact_removal.registry import bundled_dir, get_model_info, publish_model
 from artifact_removal.weights import read_generator_state, save_generator
+
+
+def training_seconds(sessions) -> float:
+    "Stage seconds of the sessions since the latest one that started from scratch (no `init`)."
+    start = max((i for i, s in enumerate(sessions) if not (s.get('config') or {}).get('init')), default=0)
+    return sum(sum(s['stage_seconds'].values()) for s in sessions[start:])
 
 
 def main():
@@ -52,7 +59,7 @@ def main():
     sessions = [s for s in log.get(a.name, []) if s.get('run') != str(run)]  # one entry per run: the latest
     sessions.append(entry)
     log[a.name] = sessions
-    total = sum(sum(s['stage_seconds'].values()) for s in sessions)
+    total = training_seconds(sessions)
     log[f'{a.name}_cumulative_hours'] = round(total / 3600, 2)
     with atomic_path(log_path) as tmp: Path(tmp).write_text(json.dumps(log, indent=1) + '\n')
     print(f'{path} ({get_model_info(a.name).sha256[:12]}), cumulative training {total / 3600:.2f} h')
