@@ -3,7 +3,10 @@
     python tools/publish_model.py runs/release/gen_pretrain.pth --name fidelity --run runs/release \
         --stage gen_pretrain --recipe "NoGAN stage 1, L1, ..." --hardware "2-core CPU" [--default]
 
-Overwrites `models/NAME.safetensors` (one file per model, so the repository does not grow with every
+First the blind check on clean validation images (`--valid`): a model that makes them worse at q90 or q95
+(by more than 0.05 dB on average) is not published, however well it scores at q10.
+
+Then overwrites `models/NAME.safetensors` (one file per model, so the repository does not grow with every
 session), records its sha256 in `models/registry.json`, and appends this session's stage times and
 validation curve to `models/training_log.json`, so training carries over sessions with `--init`. Its
 cumulative training time counts from the model's latest from-scratch run: a new network starts from nothing.
@@ -11,11 +14,15 @@ cumulative training time counts from the model's latest from-scratch run: a new 
 import argparse
 import datetime
 import json
+import sys
 from pathlib import Path
 
+from artifact_removal.data import find_images
+from artifact_removal.evaluate import blind_check
 from artifact_removal.files import atomic_path
 from artifact_removal.models import create_generator
 from artifact_removal.registry import bundled_dir, get_model_info, publish_model
+from artifact_removal.restore import Restorer
 from artifact_removal.weights import read_generator_state, save_generator
 
 
@@ -37,10 +44,17 @@ def main():
     p.add_argument('--hardware', default='')
     p.add_argument('--metrics', help='a JSON file of measured metrics for the registry entry')
     p.add_argument('--default', action='store_true', help='make it the default model')
+    p.add_argument('--valid', default='../shared/data/valid', help='clean images for the blind check (never a test set)')
+    p.add_argument('--valid-images', type=int, default=20, help='how many of them')
     a = p.parse_args()
 
     model = create_generator(a.arch)
     model.load_state_dict(read_generator_state(a.weights))
+    candidate = Restorer(model)
+    candidate.name = a.name
+    check = blind_check(candidate, find_images(a.valid)[:a.valid_images], qualities=(90, 95))
+    print(check.markdown())
+    if not check.passed: sys.exit(f'not published: {check.verdict()} ({a.valid_images} images of {a.valid})')
     path = save_generator(model, bundled_dir() / f'{a.name}.safetensors', a.arch, recipe=a.recipe)
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else {}
     publish_model(path, a.name, recipe=a.recipe, description=a.description, metrics=metrics, default=a.default)
