@@ -134,10 +134,13 @@ class ResumableCheckpoint(_CompletedEpochCallback):
 
 class QualityTracker(_CompletedEpochCallback):
     """After each epoch, score the model (its weight average when it has one) on fixed validation `pairs`
-    (PSNR, ST-LPIPS) and log it with wall time."""
+    (PSNR, ST-LPIPS) and log it with wall time; with `high_pairs` (the same crops at a high quality) also
+    its PSNR gain there, which must not go below zero: a model that learns q10 can learn to blur q95."""
     order = 60
-    def __init__(self, pairs, log_path, stlpips=True):
+    def __init__(self, pairs, log_path, stlpips=True, high_pairs=None):
         self.pairs, self.log_path, self.metric = pairs, Path(log_path), STLPIPS() if stlpips else None
+        self.high_pairs = high_pairs
+        if high_pairs: self.high_input = score_generator(None, high_pairs)['psnr']
         self.log = json.loads(self.log_path.read_text()) if self.log_path.exists() else []
 
     def resume_at(self, epoch):
@@ -147,7 +150,10 @@ class QualityTracker(_CompletedEpochCallback):
     def before_fit(self): self.t0 = time.time() - (self.log[-1]['seconds'] if self.log else 0)
 
     def after_completed_epoch(self):
-        row = score_generator(kept_model(self.learn), self.pairs, self.metric)
+        model = kept_model(self.learn)
+        row = score_generator(model, self.pairs, self.metric)
+        if self.high_pairs:
+            row[f'q{self.high_pairs[0][0]}_gain'] = score_generator(model, self.high_pairs)['psnr'] - self.high_input
         self.model.train()
         self.log.append({'epoch': self.epoch + 1, 'seconds': time.time() - self.t0, **row})
         _write_json(self.log, self.log_path)
@@ -264,13 +270,14 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
         save_state(learn.model.state_dict(), final)
         return final
     pairs = _valid_set(valid or data, replace(cfg, valid_qualities=(10,)))
+    high = _valid_set(valid or data, replace(cfg, valid_qualities=(95,)))
     t0 = time.time()
     if cfg.pretrained and cfg.gen_frozen_epochs:
         _fit_resumable(learn, cfg.gen_frozen_epochs, cfg.gen_lr, out / 'gen_frozen_ckpt.pth',
-                       QualityTracker(pairs, out / 'gen_frozen_valid.json'))
+                       QualityTracker(pairs, out / 'gen_frozen_valid.json', high_pairs=high))
         learn.unfreeze()
     lr = slice(cfg.gen_lr / 10, cfg.gen_lr) if cfg.pretrained else cfg.gen_lr
-    tracker = QualityTracker(pairs, out / 'gen_pretrain_valid.json')
+    tracker = QualityTracker(pairs, out / 'gen_pretrain_valid.json', high_pairs=high)
     _fit_resumable(learn, cfg.gen_epochs, lr, ckpt, tracker)
     input_scores = score_generator(None, pairs, tracker.metric)
     _write_json({'stage': 'gen_pretrain', 'arch': cfg.arch, 'seconds_this_run': time.time() - t0,

@@ -21,6 +21,8 @@ def test_quick_recipe_cli(mini_train, mini_valid, tmp_path, capsys):
     names = [r['checkpoint'] for r in sp['scores']]
     assert names[:2] == ['input', 'gen_pretrain.pth'] and 'gan/gen_000006.pth' in names
     assert sp['chosen'] in names[1:] and all('stlpips' in r and 'psnr' in r for r in sp['scores'])
+    valid_log = json.loads((out / 'gen_pretrain_valid.json').read_text())  # q10 scores and the q95 gain
+    assert all({'psnr', 'stlpips', 'q95_gain'} <= set(r) and abs(r['q95_gain']) < 10 for r in valid_log)
     assert len(list((out / 'critic_data' / 'generated').glob('*.png'))) == 6
     log = json.loads((out / 'gan' / 'gan_log.json').read_text())
     assert [r['iter'] for r in log] == [3, 6] and sum(r['gen_steps'] + r['critic_steps'] for r in log) == 6
