@@ -1,4 +1,5 @@
-"""The bundled default model earns its place: better than the JPEG input at q10, harmless at q95 (a few images)."""
+"""The bundled models earn their place: better than the JPEG input at q10 (the default on ST-LPIPS too),
+harmless at q95 (a few images)."""
 import pytest
 from PIL import Image
 
@@ -21,6 +22,12 @@ def test_default_model_beats_the_jpeg_input_at_q10(live1_crops):
     assert model['stlpips'] < jpeg['stlpips']
 
 
-def test_default_model_does_no_harm_at_q95(live1_crops):
-    check = blind_check('default', live1_crops, qualities=(95,), progress=False)
+def test_fidelity_model_beats_the_jpeg_input_at_q10(live1_crops):
+    ev = evaluate(['fidelity'], live1_crops, qualities=(10,), metrics=('psnr',), progress=False)
+    assert ev.summary[1]['psnr'] > ev.summary[0]['psnr'] + 0.3
+
+
+@pytest.mark.parametrize('model', ['default', 'fidelity'])
+def test_bundled_models_do_no_harm_at_q95(live1_crops, model):
+    check = blind_check(model, live1_crops, qualities=(95,), progress=False)
     assert check.passed, check.markdown()
