@@ -36,12 +36,14 @@ def plot_side_by_side(rows, titles, path=None, crop=None, cell=2.6):
 
 def plot_validation_curve(log, path=None, input_scores=None, title='generator pretraining', x='minutes'):
     """Validation scores at q10 against training time (`x`='minutes') or epochs (`x`='epoch'), one panel per
-    metric in the `QualityTracker` log (PSNR, ST-LPIPS), with the JPEG input's scores (`input_scores`) as
-    dashed lines. `log` is one run's log, or {label: log} to compare runs on the same axes."""
+    metric in the `QualityTracker` log (PSNR and ST-LPIPS at q10, the PSNR gain at q95 when logged), with the
+    JPEG input's scores (`input_scores`; zero gain) as dashed lines. `log` is one run's log, or {label: log} to compare runs on the same axes."""
     runs = log if isinstance(log, dict) else {'generator': log}
     first = next(iter(runs.values()))[0]
-    metrics = [k for k in ('psnr', 'stlpips') if k in first]
-    labels = {'psnr': 'PSNR (dB, higher is better)', 'stlpips': 'ST-LPIPS (lower is better)'}
+    metrics = [k for k in ('psnr', 'stlpips', 'q95_gain') if k in first]
+    labels = {'psnr': 'PSNR (dB, higher is better)', 'stlpips': 'ST-LPIPS (lower is better)',
+              'q95_gain': 'PSNR gain over the input (dB)'}
+    input_scores = {**(input_scores or {}), 'q95_gain': 0.}  # a gain is measured against the input
     xs = {'minutes': ('training time (min)', lambda r: r['seconds'] / 60), 'epoch': ('epoch', lambda r: r['epoch'])}
     xlabel, xval = xs[x]
     fig, axs = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.8), squeeze=False)
@@ -49,8 +51,8 @@ def plot_validation_curve(log, path=None, input_scores=None, title='generator pr
         for name, rows in runs.items():
             rows = [r for r in rows if k in r]
             ax.plot([xval(r) for r in rows], [r[k] for r in rows], 'o-', ms=3, label=name)
-        if input_scores and k in input_scores: ax.axhline(input_scores[k], color='gray', ls='--', label='JPEG input')
-        ax.set(xlabel=xlabel, ylabel=labels[k], title=f'{title}: validation at q10')
+        if k in input_scores: ax.axhline(input_scores[k], color='gray', ls='--', label='JPEG input')
+        ax.set(xlabel=xlabel, ylabel=labels[k], title=f'{title}: validation at {"q95" if k == "q95_gain" else "q10"}')
         ax.grid(alpha=.3); ax.legend()
     fig.tight_layout()
     return _save(fig, path) if path else fig

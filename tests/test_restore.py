@@ -162,6 +162,9 @@ def test_validation_curves_of_two_runs(tmp_path):
     assert [l.get_label() for l in psnr_panel.get_lines()] == ['unet', 'plain', 'JPEG input']
     assert list(psnr_panel.get_lines()[1].get_xdata()) == [1, 2, 3]
     assert plot_validation_curve(runs, tmp_path / 'c.png').stat().st_size > 0
+    with_q95 = [{**r, 'q95_gain': -0.5} for r in log(25)]  # the q95 panel shows harm below its zero line
+    q95_panel = plot_validation_curve(with_q95).axes[2]
+    assert q95_panel.get_lines()[1].get_ydata()[0] == 0 and 'q95' in q95_panel.get_title()
 
 
 def test_onnx_and_torch_backends_agree(photo):
