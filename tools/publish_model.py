@@ -4,7 +4,9 @@
         --stage gen_pretrain --recipe "NoGAN stage 1, L1, ..." --hardware "2-core CPU" [--default]
 
 First the blind check on clean validation images (`--valid`): a model that makes them worse at q90 or q95
-(by more than 0.05 dB on average) is not published, however well it scores at q10.
+by more than `--max-drop` dB on average is not published, however well it scores at q10. The default, 0.5 dB,
+is the issue's 0.05 dB on LIVE1 moved to `valid/`: its photos were JPEGs already, so at q95 the input scores
+50.4 dB (LIVE1: 39.3), and the same added error costs about ten times as many dB there.
 
 Then overwrites `models/NAME.safetensors` (one file per model, so the repository does not grow with every
 session), records its sha256 in `models/registry.json`, and appends this session's stage times and
@@ -46,13 +48,14 @@ def main():
     p.add_argument('--default', action='store_true', help='make it the default model')
     p.add_argument('--valid', default='../shared/data/valid', help='clean images for the blind check (never a test set)')
     p.add_argument('--valid-images', type=int, default=20, help='how many of them')
+    p.add_argument('--max-drop', type=float, default=0.5, help='largest PSNR loss (dB) allowed at q90/q95 on them')
     a = p.parse_args()
 
     model = create_generator(a.arch)
     model.load_state_dict(read_generator_state(a.weights))
     candidate = Restorer(model)
     candidate.name = a.name
-    check = blind_check(candidate, find_images(a.valid)[:a.valid_images], qualities=(90, 95))
+    check = blind_check(candidate, find_images(a.valid)[:a.valid_images], qualities=(90, 95), tolerance=a.max_drop)
     print(check.markdown())
     if not check.passed: sys.exit(f'not published: {check.verdict()} ({a.valid_images} images of {a.valid})')
     path = save_generator(model, bundled_dir() / f'{a.name}.safetensors', a.arch, recipe=a.recipe)
