@@ -9,15 +9,21 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-__all__ = ['SUBSAMPLING', 'jpeg_compress', 'shifted_jpeg_compress', 'sample_quality', 'JPEGDegradation']
+__all__ = ['SUBSAMPLING', 'check_quality', 'jpeg_compress', 'shifted_jpeg_compress', 'sample_quality', 'JPEGDegradation']
 
 # Pillow's names for the chroma subsampling modes it writes
 SUBSAMPLING = {'4:4:4': 0, '4:2:2': 1, '4:2:0': 2}
 
 
+def check_quality(quality) -> int:
+    "`quality` when libjpeg accepts it (1-100), else a clear error."
+    if not 1 <= quality <= 100: raise ValueError(f'JPEG quality must be in 1..100, got {quality}')
+    return quality
+
+
 def jpeg_compress(img: Image.Image, quality: int, subsampling: str = '4:2:0') -> Image.Image:
     "Encode `img` as a JPEG at `quality` (1-100) in memory and decode it again; gray stays gray."
-    if not 1 <= quality <= 100: raise ValueError(f'JPEG quality must be in 1..100, got {quality}')
+    check_quality(quality)
     buf = io.BytesIO()
     kw = {} if img.mode == 'L' else {'subsampling': SUBSAMPLING[subsampling]}
     img.save(buf, format='JPEG', quality=int(quality), **kw)

@@ -35,7 +35,7 @@ from PIL import Image
 from .files import atomic_path
 from .ema import ModelEMA, check_decay, ema_callback, kept_model
 from .data import find_images, get_critic_dls, get_pair_dls, load_image
-from .degrade import JPEGDegradation, jpeg_compress
+from .degrade import JPEGDegradation, check_quality, jpeg_compress
 from .losses import create_loss, parse_loss_spec
 from .metrics import STLPIPS, psnr, psnr_batch, to_uint8
 from .models import check_arch, create_critic, create_generator
@@ -84,8 +84,7 @@ class NoGANConfig:
         for spec in (self.gen_loss, self.gan_loss):
             if spec: parse_loss_spec(spec)
         if self.gen_ema: check_decay(self.gen_ema)
-        for q in (*self.quality, *self.valid_qualities):
-            if not 1 <= q <= 100: raise ValueError(f'JPEG quality must be in 1..100, got {q}')
+        for q in (*self.quality, *self.valid_qualities): check_quality(q)
         if len(self.quality) != 2 or self.quality[0] > self.quality[1]:
             raise ValueError(f'quality is a range LOW HIGH with LOW <= HIGH, got {self.quality}')
         for name in ('size', 'bs', 'n_patches', 'critic_patches', 'save_every', 'valid_images', 'valid_crop'):
@@ -269,8 +268,8 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     if not cfg.gen_epochs:  # start the NoGAN cycle from `init` as it is
         save_state(learn.model.state_dict(), final)
         return final
-    pairs = _valid_set(valid or data, replace(cfg, valid_qualities=(10,)))
-    high = _valid_set(valid or data, replace(cfg, valid_qualities=(95,)))
+    both = _valid_set(valid or data, replace(cfg, valid_qualities=(10, 95)))  # each crop decoded once
+    pairs, high = [p for p in both if p[0] == 10], [p for p in both if p[0] == 95]
     t0 = time.time()
     if cfg.pretrained and cfg.gen_frozen_epochs:
         _fit_resumable(learn, cfg.gen_frozen_epochs, cfg.gen_lr, out / 'gen_frozen_ckpt.pth',
