@@ -450,10 +450,10 @@ def _plot_results(out, pairs, arch, chosen):
 
 
 def _check_sources(data, valid, cfg):
-    "Fail on a missing or empty image folder or a missing `init` file before a run creates its folder."
+    "Fail on a missing or empty image folder or a missing or unreadable `init` file before a run creates its folder."
     for folder in (data, valid):
         if folder: find_images(folder)
-    if cfg.init and not Path(cfg.init).is_file(): raise FileNotFoundError(f'{cfg.init}: no such weights file (init)')
+    if cfg.init: read_generator_state(cfg.init)
 
 
 def run_nogan(out, data, valid=None, cfg=NoGANConfig(), cycles=1) -> dict:

@@ -43,7 +43,12 @@ def read_generator_state(path) -> dict:
     """A generator state_dict in fp32 from a .safetensors file, a run's .pth, or a stage checkpoint: the
     weights the stage keeps, its weight average ('ema') when it has one, else its 'model', so the checkpoint
     of a stopped run gives what `gen_pretrain.pth` would have held."""
-    if str(path).endswith('.safetensors'): return {k: v.float() for k, v in load_file(str(path)).items()}
-    st = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        if str(path).endswith('.safetensors'): return {k: v.float() for k, v in load_file(str(path)).items()}
+        st = torch.load(path, map_location='cpu', weights_only=True)
+    except FileNotFoundError: raise FileNotFoundError(f'{path}: no such weights file') from None
+    except Exception as e:  # truncated, corrupt or another kind of file; torch's own message suggests unsafe loading
+        raise ValueError(f'{path}: not a weights file (a .safetensors, or a .pth holding a state_dict; '
+                         f'{type(e).__name__})') from None
     if 'ema' in st: return {k[len('module.'):]: v for k, v in st['ema'].items() if k.startswith('module.')}
     return st['model'] if 'model' in st and isinstance(st['model'], dict) else st

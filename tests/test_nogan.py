@@ -88,8 +88,14 @@ def test_cli_bad_data(tmp_path, capsys):
     (['--valid-qualities', '0'], 'JPEG quality must be in 1..100, got 0'),
     (['--bs', '0'], 'bs must be at least 1'),
     (['--init', 'missing.safetensors'], 'missing.safetensors: no such weights file'),
+    (['--init', 'truncated.safetensors'], 'truncated.safetensors: not a weights file'),
+    (['--init', 'truncated.pth'], 'truncated.pth: not a weights file'),
 ])
-def test_cli_refuses_bad_settings_before_writing(mini_train, tmp_path, capsys, args, message):
+def test_cli_refuses_bad_settings_before_writing(mini_train, tmp_path, capsys, args, message, monkeypatch):
+    from artifact_removal import registry
+    monkeypatch.chdir(tmp_path)
+    for name in ('truncated.safetensors', 'truncated.pth'):  # the first 100 bytes of real weights
+        (tmp_path / name).write_bytes(registry.model_path(registry.default_model()).read_bytes()[:100])
     assert main(['train', '--quick', '--data', str(mini_train), '--out', str(tmp_path / 'o'), *args]) == 2
     assert message in capsys.readouterr().err and not (tmp_path / 'o').exists()
 
