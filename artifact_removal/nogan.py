@@ -11,6 +11,7 @@
 `run_nogan(out, data, cfg)` runs them in order and skips what is already done, so an interrupted run resumes.
 """
 import json
+import math
 import os
 import shutil
 import time
@@ -59,6 +60,7 @@ class NoGANConfig:
     quality: tuple = (5, 95)            # JPEG quality range of the training inputs
     gen_loss: str = 'l1'                # content loss, e.g. 'l1', 'l1+stlpips:0.5', 'charbonnier+ssim'
     gen_epochs: int = 30
+    gen_minutes: float = 0.0            # stage-1 time budget: >0 sizes the epochs (n_patches) so gen_epochs fill it
     gen_frozen_epochs: int = 2          # encoder frozen first (only when pretrained)
     gen_lr: float = 2e-3
     gen_ema: float = 0.999              # decay of the weight average that stage 1 validates and keeps (0: none)
@@ -87,6 +89,7 @@ class NoGANConfig:
         for q in (*self.quality, *self.valid_qualities): check_quality(q)
         if len(self.quality) != 2 or self.quality[0] > self.quality[1]:
             raise ValueError(f'quality is a range LOW HIGH with LOW <= HIGH, got {self.quality}')
+        if self.gen_minutes < 0: raise ValueError(f'gen_minutes is a time budget, not {self.gen_minutes}')
         for name in ('size', 'bs', 'n_patches', 'critic_patches', 'save_every', 'valid_images', 'valid_crop'):
             if getattr(self, name) < 1: raise ValueError(f'{name} must be at least 1, got {getattr(self, name)}')
 
@@ -258,19 +261,66 @@ def _pair_dls(data, valid, cfg):
 
 # ---------- stages ----------
 
+def _stage1_learner(dls, cfg):
+    return gen_learner(dls, cfg.arch, cfg.gen_loss, cfg.pretrained, cbs=ModelEMA(cfg.gen_ema) if cfg.gen_ema else None)
+
+
+class _StepTimer(Callback):
+    "Time training steps `skip`+1 .. `skip`+`n` (after the loader's workers have started), then stop the fit."
+    order = 100
+    def __init__(self, skip=5, n=20): self.skip, self.n, self.i, self.seconds = skip, n, 0, None
+    def after_batch(self):
+        self.i += 1
+        if self.i not in (self.skip, self.skip + self.n): return
+        if torch.cuda.is_available(): torch.cuda.synchronize()
+        if self.i == self.skip: self.t0 = time.perf_counter(); return
+        self.seconds = (time.perf_counter() - self.t0) / self.n
+        raise CancelFitException()
+
+
+def _patches_for_budget(data, valid, cfg, pairs, high, seconds) -> dict:
+    """The `n_patches` for which `cfg.gen_epochs` epochs (their steps and validations) take about `seconds` on this
+    machine, from timed steps and one validation of a throwaway learner built as the stage builds its own."""
+    timer = _StepTimer()
+    probe = 2 * math.ceil((timer.skip + timer.n + 1) * cfg.bs / len(find_images(data)))  # x2: a held-out tenth
+    dls = _pair_dls(data, valid, replace(cfg, n_patches=probe))
+    learn = _stage1_learner(dls, cfg)
+    learn.fit(1, cfg.gen_lr, cbs=timer)
+    t = time.perf_counter()
+    learn.validate()
+    score_generator(kept_model(learn), pairs, STLPIPS()); score_generator(kept_model(learn), high)
+    valid_seconds = time.perf_counter() - t
+    per_patch = timer.seconds * len(dls.train_ds) / probe / cfg.bs  # one more patch per image: this many seconds
+    epochs = cfg.gen_epochs + (cfg.gen_frozen_epochs if cfg.pretrained else 0)
+    n_patches = max(1, int((seconds / epochs - valid_seconds) / per_patch))
+    return {'minutes': cfg.gen_minutes, 'step_seconds': timer.seconds, 'valid_seconds': valid_seconds,
+            'n_patches': n_patches, 'epochs': epochs}
+
+
 def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Path:
-    "Stage 1: fit the generator on the content loss; writes `gen_pretrain.pth`; resumes from its checkpoint."
-    out = Path(out)
-    final, ckpt = out / 'gen_pretrain.pth', out / 'gen_pretrain_ckpt.pth'
+    """Stage 1: fit the generator on the content loss; writes `gen_pretrain.pth`; resumes from its checkpoint.
+    With `cfg.gen_minutes` it first times a few steps and sizes the epochs to fill that budget (`gen_budget.json`;
+    a resumed run keeps the size it chose)."""
+    t0, out = time.time(), Path(out)
+    final, ckpt, budget_file = out / 'gen_pretrain.pth', out / 'gen_pretrain_ckpt.pth', out / 'gen_budget.json'
+    both = _valid_set(valid or data, replace(cfg, valid_qualities=(10, 95)))  # each crop decoded once
+    pairs, high = [p for p in both if p[0] == 10], [p for p in both if p[0] == 95]
+    budget = None
+    if cfg.gen_minutes and cfg.gen_epochs:
+        if dls is not None: raise ValueError('gen_minutes sizes the epochs, so the stage builds its own DataLoaders')
+        if ckpt.exists() and budget_file.exists(): budget = json.loads(budget_file.read_text())
+        else:
+            budget = _patches_for_budget(data, valid, cfg, pairs, high, cfg.gen_minutes * 60 - (time.time() - t0) - 10)
+            _write_json(budget, budget_file)
+        print(f"time budget {cfg.gen_minutes:g} min: {budget['step_seconds']:.3f} s/step, "
+              f"{budget['valid_seconds']:.1f} s/validation -> {budget['n_patches']} patches per image and epoch")
+        cfg = replace(cfg, n_patches=budget['n_patches'])
     dls = dls or _pair_dls(data, valid, cfg)
-    learn = gen_learner(dls, cfg.arch, cfg.gen_loss, cfg.pretrained, cbs=ModelEMA(cfg.gen_ema) if cfg.gen_ema else None)
+    learn = _stage1_learner(dls, cfg)
     if cfg.init: learn.model.load_state_dict(read_generator_state(cfg.init))
     if not cfg.gen_epochs:  # start the NoGAN cycle from `init` as it is
         save_state(learn.model.state_dict(), final)
         return final
-    both = _valid_set(valid or data, replace(cfg, valid_qualities=(10, 95)))  # each crop decoded once
-    pairs, high = [p for p in both if p[0] == 10], [p for p in both if p[0] == 95]
-    t0 = time.time()
     if cfg.pretrained and cfg.gen_frozen_epochs:
         _fit_resumable(learn, cfg.gen_frozen_epochs, cfg.gen_lr, out / 'gen_frozen_ckpt.pth',
                        QualityTracker(pairs, out / 'gen_frozen_valid.json', high_pairs=high))
@@ -280,8 +330,8 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     _fit_resumable(learn, cfg.gen_epochs, lr, ckpt, tracker)
     input_scores = score_generator(None, pairs, tracker.metric)
     _write_json({'stage': 'gen_pretrain', 'arch': cfg.arch, 'seconds_this_run': time.time() - t0,
-                 'history': load_state(ckpt)['recorder'], 'valid_q10': tracker.log, 'input_q10': input_scores},
-                out / 'gen_pretrain.json')
+                 'history': load_state(ckpt)['recorder'], 'valid_q10': tracker.log, 'input_q10': input_scores,
+                 **({'budget': budget} if budget else {})}, out / 'gen_pretrain.json')
     plot_validation_curve(tracker.log, out / 'gen_pretrain_valid.png', input_scores)
     save_state(kept_model(learn).state_dict(), final)
     return final

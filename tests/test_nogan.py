@@ -87,6 +87,7 @@ def test_cli_bad_data(tmp_path, capsys):
     (['--quality', '60', '20'], 'LOW <= HIGH'),
     (['--valid-qualities', '0'], 'JPEG quality must be in 1..100, got 0'),
     (['--bs', '0'], 'bs must be at least 1'),
+    (['--gen-minutes', '-1'], 'gen_minutes is a time budget'),
     (['--init', 'missing.safetensors'], 'missing.safetensors: no such weights file'),
     (['--init', 'truncated.safetensors'], 'truncated.safetensors: not a weights file'),
     (['--init', 'truncated.pth'], 'truncated.pth: not a weights file'),
@@ -140,6 +141,25 @@ def test_cli_generator_pretraining_only(mini_train, mini_valid, tmp_path, capsys
                  '--cycles', '0', '--gen-loss', 'l1+stlpips:1']) == 0
     assert (out / 'gen_pretrain.pth').exists() and not (out / 'critic_data').exists()
     assert 'generator pretraining only' in capsys.readouterr().out
+
+
+def test_time_budget_sizes_the_epochs(mini_train, mini_valid, tmp_path, capsys):
+    "--gen-minutes times a few steps, then sizes the epochs so gen_epochs of them fill the budget."
+    import json, time
+    out = tmp_path / 'run'
+    args = ['train', '--quick', '--data', str(mini_train), '--valid', str(mini_valid), '--out', str(out),
+            '--cycles', '0', '--gen-epochs', '2']
+    t = time.time()
+    assert main(args + ['--gen-minutes', '0.5']) == 0
+    took = time.time() - t
+    budget = json.loads((out / 'gen_budget.json').read_text())
+    assert budget['n_patches'] > 1 and budget['step_seconds'] > 0 and budget['epochs'] == 2
+    assert f"{budget['n_patches']} patches per image and epoch" in capsys.readouterr().out
+    assert json.loads((out / 'gen_pretrain.json').read_text())['budget'] == budget
+    assert 15 < took < 90  # the fit filled about the 30 s it was given, with startup and validation on top
+    (out / 'gen_pretrain.pth').unlink()  # a rerun resumes from the checkpoint with the size it chose
+    assert main(args + ['--gen-minutes', '5']) == 0
+    assert json.loads((out / 'gen_budget.json').read_text()) == budget
 
 
 def _write_detail_pairs(folder, n=48, size=64, seed=0):
