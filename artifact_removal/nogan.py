@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, replace
 from functools import partial
@@ -293,6 +294,9 @@ def _patches_for_budget(data, valid, cfg, pairs, high, seconds) -> dict:
     per_patch = timer.seconds * len(dls.train_ds) / probe / cfg.bs  # one more patch per image: this many seconds
     epochs = cfg.gen_epochs + (cfg.gen_frozen_epochs if cfg.pretrained else 0)
     n_patches = max(1, int((seconds / epochs - valid_seconds) / per_patch))
+    if valid_seconds > seconds / epochs / 2:
+        warnings.warn(f'validation takes {valid_seconds:.0f} s of the {seconds / epochs:.0f} s each epoch may take: '
+                      'fewer --gen-epochs or --valid-images, or more --gen-minutes, leave more time to train')
     return {'minutes': cfg.gen_minutes, 'step_seconds': timer.seconds, 'valid_seconds': valid_seconds,
             'n_patches': n_patches, 'epochs': epochs}
 

@@ -162,6 +162,13 @@ def test_time_budget_sizes_the_epochs(mini_train, mini_valid, tmp_path, capsys):
     assert json.loads((out / 'gen_budget.json').read_text()) == budget
 
 
+def test_time_budget_warns_when_validation_would_fill_it(mini_train, mini_valid, tmp_path):
+    import pytest
+    with pytest.warns(UserWarning, match='validation takes'):
+        main(['train', '--quick', '--data', str(mini_train), '--valid', str(mini_valid), '--out', str(tmp_path / 'r'),
+              '--cycles', '0', '--gen-minutes', '0.05'])
+
+
 def _write_detail_pairs(folder, n=48, size=64, seed=0):
     "Clean: smooth colour fields with fine grain (std 0.03). Generated: other such fields without the grain."
     import numpy as np
