@@ -267,7 +267,9 @@ def _stage1_learner(dls, cfg):
 
 
 class _StepTimer(Callback):
-    "Time training steps `skip`+1 .. `skip`+`n` (after the loader's workers have started), then stop the fit."
+    """Time training steps `skip`+1 .. `skip`+`n`, then stop the fit. The first steps are skipped: they wait for the
+    loader's workers to start, then draw on the batches those prefetched, which is faster than the steady state
+    when loading is the bottleneck."""
     order = 100
     def __init__(self, skip=5, n=20): self.skip, self.n, self.i, self.seconds = skip, n, 0, None
     def after_batch(self):
@@ -282,7 +284,7 @@ class _StepTimer(Callback):
 def _patches_for_budget(data, valid, cfg, pairs, high, seconds) -> dict:
     """The `n_patches` for which `cfg.gen_epochs` epochs (their steps and validations) take about `seconds` on this
     machine, from timed steps and one validation of a throwaway learner built as the stage builds its own."""
-    timer = _StepTimer()
+    timer = _StepTimer(skip=5 + 4 * cfg.num_workers, n=40)  # well past the batches the workers prefetched (2 each)
     probe = 2 * math.ceil((timer.skip + timer.n + 1) * cfg.bs / len(find_images(data)))  # x2: a held-out tenth
     dls = _pair_dls(data, valid, replace(cfg, n_patches=probe))
     learn = _stage1_learner(dls, cfg)

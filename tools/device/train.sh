@@ -3,7 +3,8 @@
 # stopped by SIGINT after LIMIT seconds, a stopped run keeping its last epoch's weight average as
 # gen_pretrain.pth; then the GPU speed benchmark. Each run folder (checkpoints left out) comes back as
 # $OUT/NAME.tgz. Called as the device tool's command: bash tools/device/train.sh (carry: .gpu).
-# SMOKE=1 adds tiny settings, to check the whole script on a CPU before spending device time.
+# SMOKE=1 adds tiny settings, to check the whole script on a CPU before spending device time; SPEED=0 skips
+# the benchmark.
 cd "$(dirname "$0")/../.."
 export PYTHONPATH=$PWD/.gpu/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=2
 OUT=${OUT:-/tmp/gpu_out}; LIMIT=${LIMIT:-490}; mkdir -p "$OUT" runs
@@ -29,6 +30,8 @@ while read -r name args; do
 done < .gpu/runs.txt
 wait
 for name in "${names[@]}"; do tr '\r' '\n' < "runs/$name.log" | grep 'validation\|time budget\|Error'; done
-timeout 75 python3 benchmarks/restore_speed.py --skip-cpu --skip-50mp --threads 8 --repeat 5 > "$OUT/speed.txt" 2>&1
-echo "speed exit $? at $(date -u +%T)" >> "$OUT/device.txt"; grep '|' "$OUT/speed.txt"
+if [ "${SPEED:-1}" != 0 ]; then
+  timeout 75 python3 benchmarks/restore_speed.py --skip-cpu --skip-50mp --threads 8 --repeat 5 > "$OUT/speed.txt" 2>&1
+  echo "speed exit $? at $(date -u +%T)" >> "$OUT/device.txt"; grep '|' "$OUT/speed.txt"
+fi
 ls -la "$OUT"
