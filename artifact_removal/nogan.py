@@ -309,7 +309,7 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     a resumed run keeps the size it chose)."""
     t0, out = time.time(), Path(out)
     final, ckpt, budget_file = out / 'gen_pretrain.pth', out / 'gen_pretrain_ckpt.pth', out / 'gen_budget.json'
-    both = _valid_set(valid or data, replace(cfg, valid_qualities=(10, 95)))  # each crop decoded once
+    both = _valid_set(valid or data, replace(cfg, valid_qualities=(10, 95))) if cfg.gen_epochs else []  # decoded once
     pairs, high = [p for p in both if p[0] == 10], [p for p in both if p[0] == 95]
     budget = None
     if cfg.gen_minutes and cfg.gen_epochs:
