@@ -152,11 +152,15 @@ class QualityTracker(_CompletedEpochCallback):
 
     def before_fit(self): self.t0 = time.time() - (self.log[-1]['seconds'] if self.log else 0)
 
-    def after_completed_epoch(self):
-        model = kept_model(self.learn)
+    def scores(self, model) -> dict:
+        "`model`'s scores on the pairs, and its PSNR gain on the high-quality pairs when there are any."
         row = score_generator(model, self.pairs, self.metric)
         if self.high_pairs:
             row[f'q{self.high_pairs[0][0]}_gain'] = score_generator(model, self.high_pairs)['psnr'] - self.high_input
+        return row
+
+    def after_completed_epoch(self):
+        row = self.scores(kept_model(self.learn))
         self.model.train()
         self.log.append({'epoch': self.epoch + 1, 'seconds': time.time() - self.t0, **row})
         _write_json(self.log, self.log_path)
@@ -271,7 +275,7 @@ class _StepTimer(Callback):
     loader's workers to start, then draw on the batches those prefetched, which is faster than the steady state
     when loading is the bottleneck."""
     order = 100
-    def __init__(self, skip=5, n=20): self.skip, self.n, self.i, self.seconds = skip, n, 0, None
+    def __init__(self, skip, n): self.skip, self.n, self.i, self.seconds = skip, n, 0, None
     def after_batch(self):
         self.i += 1
         if self.i not in (self.skip, self.skip + self.n): return
@@ -281,9 +285,10 @@ class _StepTimer(Callback):
         raise CancelFitException()
 
 
-def _patches_for_budget(data, valid, cfg, pairs, high, seconds) -> dict:
+def _patches_for_budget(data, valid, cfg, tracker, seconds) -> dict:
     """The `n_patches` for which `cfg.gen_epochs` epochs (their steps and validations) take about `seconds` on this
-    machine, from timed steps and one validation of a throwaway learner built as the stage builds its own."""
+    machine, from timed steps and one validation (fastai's and `tracker`'s) of a throwaway learner built as the
+    stage builds its own."""
     timer = _StepTimer(skip=5 + 4 * cfg.num_workers, n=40)  # well past the batches the workers prefetched (2 each)
     probe = 2 * math.ceil((timer.skip + timer.n + 1) * cfg.bs / len(find_images(data)))  # x2: a held-out tenth
     dls = _pair_dls(data, valid, replace(cfg, n_patches=probe))
@@ -291,7 +296,7 @@ def _patches_for_budget(data, valid, cfg, pairs, high, seconds) -> dict:
     learn.fit(1, cfg.gen_lr, cbs=timer)
     t = time.perf_counter()
     learn.validate()
-    score_generator(kept_model(learn), pairs, STLPIPS()); score_generator(kept_model(learn), high)
+    tracker.scores(kept_model(learn))
     valid_seconds = time.perf_counter() - t
     per_patch = timer.seconds * len(dls.train_ds) / probe / cfg.bs  # one more patch per image: this many seconds
     epochs = cfg.gen_epochs + (cfg.gen_frozen_epochs if cfg.pretrained else 0)
@@ -309,14 +314,19 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     a resumed run keeps the size it chose)."""
     t0, out = time.time(), Path(out)
     final, ckpt, budget_file = out / 'gen_pretrain.pth', out / 'gen_pretrain_ckpt.pth', out / 'gen_budget.json'
-    both = _valid_set(valid or data, replace(cfg, valid_qualities=(10, 95))) if cfg.gen_epochs else []  # decoded once
+    if not cfg.gen_epochs:  # start the NoGAN cycle from `init` as it is: no data to load
+        gen = _load_generator(cfg.arch, cfg.init) if cfg.init else create_generator(cfg.arch, pretrained=cfg.pretrained)
+        save_state(gen.state_dict(), final)
+        return final
+    both = _valid_set(valid or data, replace(cfg, valid_qualities=(10, 95)))  # each crop decoded once
     pairs, high = [p for p in both if p[0] == 10], [p for p in both if p[0] == 95]
+    tracker = QualityTracker(pairs, out / 'gen_pretrain_valid.json', high_pairs=high)
     budget = None
-    if cfg.gen_minutes and cfg.gen_epochs:
+    if cfg.gen_minutes:
         if dls is not None: raise ValueError('gen_minutes sizes the epochs, so the stage builds its own DataLoaders')
         if ckpt.exists() and budget_file.exists(): budget = json.loads(budget_file.read_text())
         else:
-            budget = _patches_for_budget(data, valid, cfg, pairs, high, cfg.gen_minutes * 60 - (time.time() - t0) - 10)
+            budget = _patches_for_budget(data, valid, cfg, tracker, cfg.gen_minutes * 60 - (time.time() - t0) - 10)
             _write_json(budget, budget_file)
         print(f"time budget {cfg.gen_minutes:g} min: {budget['step_seconds']:.3f} s/step, "
               f"{budget['valid_seconds']:.1f} s/validation -> {budget['n_patches']} patches per image and epoch")
@@ -324,15 +334,11 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
     dls = dls or _pair_dls(data, valid, cfg)
     learn = _stage1_learner(dls, cfg)
     if cfg.init: learn.model.load_state_dict(read_generator_state(cfg.init))
-    if not cfg.gen_epochs:  # start the NoGAN cycle from `init` as it is
-        save_state(learn.model.state_dict(), final)
-        return final
     if cfg.pretrained and cfg.gen_frozen_epochs:
         _fit_resumable(learn, cfg.gen_frozen_epochs, cfg.gen_lr, out / 'gen_frozen_ckpt.pth',
                        QualityTracker(pairs, out / 'gen_frozen_valid.json', high_pairs=high))
         learn.unfreeze()
     lr = slice(cfg.gen_lr / 10, cfg.gen_lr) if cfg.pretrained else cfg.gen_lr
-    tracker = QualityTracker(pairs, out / 'gen_pretrain_valid.json', high_pairs=high)
     _fit_resumable(learn, cfg.gen_epochs, lr, ckpt, tracker)
     input_scores = score_generator(None, pairs, tracker.metric)
     _write_json({'stage': 'gen_pretrain', 'arch': cfg.arch, 'seconds_this_run': time.time() - t0,
