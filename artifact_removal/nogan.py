@@ -159,12 +159,15 @@ class QualityTracker(_CompletedEpochCallback):
             row[f'q{self.high_pairs[0][0]}_gain'] = score_generator(model, self.high_pairs)['psnr'] - self.high_input
         return row
 
-    def after_completed_epoch(self):
-        row = self.scores(kept_model(self.learn))
-        self.model.train()
-        self.log.append({'epoch': self.epoch + 1, 'seconds': time.time() - self.t0, **row})
+    def record(self, epoch, seconds, model):
+        "Log `model`'s scores as those of `epoch` (0: the weights a run starts from, before any training)."
+        self.log.append({'epoch': epoch, 'seconds': seconds, **self.scores(model)})
         _write_json(self.log, self.log_path)
         print(f"validation: {', '.join(f'{k} {v:.4g}' for k, v in self.log[-1].items())}")
+
+    def after_completed_epoch(self):
+        self.record(self.epoch + 1, time.time() - self.t0, kept_model(self.learn))
+        self.model.train()
 
 
 def _plain(o):
@@ -333,7 +336,9 @@ def pretrain_generator(out, data, valid=None, cfg=NoGANConfig(), dls=None) -> Pa
         cfg = replace(cfg, n_patches=budget['n_patches'])
     dls = dls or _pair_dls(data, valid, cfg)
     learn = _stage1_learner(dls, cfg)
-    if cfg.init: learn.model.load_state_dict(read_generator_state(cfg.init))
+    if cfg.init:
+        learn.model.load_state_dict(read_generator_state(cfg.init))
+        if not tracker.log: tracker.record(0, 0., learn.model)  # the score a continued run must beat
     if cfg.pretrained and cfg.gen_frozen_epochs:
         _fit_resumable(learn, cfg.gen_frozen_epochs, cfg.gen_lr, out / 'gen_frozen_ckpt.pth',
                        QualityTracker(pairs, out / 'gen_frozen_valid.json', high_pairs=high))
