@@ -74,7 +74,7 @@ class NoGANConfig:
     gan_loss: str = ''                  # content loss of the GAN phase (default: gen_loss), e.g. 'l1+stlpips:0.5'
     critic_thresh: float = 0.65         # AdaptiveGANSwitcher: train the critic while its loss is above this
     save_every: int = 250
-    valid_images: int = 100             # validation crops (stage-1 curves, switch point); 40 misranked close runs
+    valid_images: int = 100             # validation crops (stage-1 curves, switch point): less sampling noise than 40
     valid_crop: int = 256
     valid_qualities: tuple = (10, 30)
     max_psnr_drop: float = 0.1          # switch-point rule: PSNR may fall at most this much below stage 1's
