@@ -6,7 +6,9 @@
 # SMOKE=1 adds tiny settings, to check the whole script on a CPU before spending device time; SPEED=0 skips
 # the benchmark.
 cd "$(dirname "$0")/../.."
-export PYTHONPATH=$PWD/.gpu/site.zip:$PWD/.gpu/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=2
+export PYTHONPATH=$PWD/.gpu/site.zip:$PWD/.gpu/site:$PWD HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 MPLBACKEND=Agg OMP_NUM_THREADS=1
+# one thread per process: runs side by side with their loader workers on 2 cores (the device showed 2 to nproc)
+# stalled for minutes with 2 each in a CPU rehearsal (SMOKE: 7 min against 50 s)
 OUT=${OUT:-/tmp/gpu_out}; LIMIT=${LIMIT:-490}; mkdir -p "$OUT" runs
 { date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; nproc
   python3 -c "import torch, timm, fastai; print('torch', torch.__version__, 'timm', timm.__version__, 'fastai', fastai.__version__, 'cuda', torch.cuda.is_available())"; } > "$OUT/device.txt" 2>&1
