@@ -289,8 +289,8 @@ class _StepTimer(Callback):
 
 
 def _patches_for_budget(data, valid, cfg, tracker, seconds) -> dict:
-    """The `n_patches` for which `cfg.gen_epochs` epochs (their steps and validations) take about `seconds` on this
-    machine, from timed steps and one validation (fastai's and `tracker`'s) of a throwaway learner built as the
+    """The `n_patches` for which `cfg.gen_epochs` epochs (their steps and validations, and the init's score) take
+    about `seconds` on this machine, from timed steps and one validation (fastai's and `tracker`'s) of a throwaway learner built as the
     stage builds its own."""
     timer = _StepTimer(skip=5 + 4 * cfg.num_workers, n=40)  # well past the batches the workers prefetched (2 each)
     probe = 2 * math.ceil((timer.skip + timer.n + 1) * cfg.bs / len(find_images(data)))  # x2: a held-out tenth
@@ -302,6 +302,7 @@ def _patches_for_budget(data, valid, cfg, tracker, seconds) -> dict:
     tracker.scores(kept_model(learn))
     valid_seconds = time.perf_counter() - t
     per_patch = timer.seconds * len(dls.train_ds) / probe / cfg.bs  # one more patch per image: this many seconds
+    if cfg.init: seconds -= valid_seconds  # the stage first scores the weights it starts from (epoch 0)
     epochs = cfg.gen_epochs + (cfg.gen_frozen_epochs if cfg.pretrained else 0)
     n_patches = max(1, int((seconds / epochs - valid_seconds) / per_patch))
     if valid_seconds > seconds / epochs / 2:
