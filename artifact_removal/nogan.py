@@ -290,8 +290,8 @@ class _StepTimer(Callback):
 
 def _patches_for_budget(data, valid, cfg, tracker, seconds) -> dict:
     """The `n_patches` for which `cfg.gen_epochs` epochs (their steps and validations, and the init's score) take
-    about `seconds` on this machine, from timed steps and one validation (fastai's and `tracker`'s) of a throwaway learner built as the
-    stage builds its own."""
+    about `seconds` on this machine, from timed steps and one validation (fastai's and `tracker`'s) of a throwaway
+    learner built as the stage builds its own."""
     timer = _StepTimer(skip=5 + 4 * cfg.num_workers, n=40)  # well past the batches the workers prefetched (2 each)
     probe = 2 * math.ceil((timer.skip + timer.n + 1) * cfg.bs / len(find_images(data)))  # x2: a held-out tenth
     dls = _pair_dls(data, valid, replace(cfg, n_patches=probe))
