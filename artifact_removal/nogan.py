@@ -290,19 +290,21 @@ class _StepTimer(Callback):
 
 def _patches_for_budget(data, valid, cfg, tracker, seconds) -> dict:
     """The `n_patches` for which `cfg.gen_epochs` epochs (their steps and validations, and the init's score) take
-    about `seconds` on this machine, from timed steps and one validation (fastai's and `tracker`'s) of a throwaway
-    learner built as the stage builds its own."""
+    about `seconds` on this machine, from one validation (fastai's and `tracker`'s) and timed steps of a throwaway
+    learner built as the stage builds its own. With `cfg.init` that validation is the stage's epoch 0."""
     timer = _StepTimer(skip=5 + 4 * cfg.num_workers, n=40)  # well past the batches the workers prefetched (2 each)
     probe = 2 * math.ceil((timer.skip + timer.n + 1) * cfg.bs / len(find_images(data)))  # x2: a held-out tenth
     dls = _pair_dls(data, valid, replace(cfg, n_patches=probe))
     learn = _stage1_learner(dls, cfg)
-    learn.fit(1, cfg.gen_lr, cbs=timer)
+    if cfg.init: learn.model.load_state_dict(read_generator_state(cfg.init))
     t = time.perf_counter()
     learn.validate()
-    tracker.scores(kept_model(learn))
+    if cfg.init and not tracker.log: tracker.record(0, 0., learn.model)  # the stage's epoch 0, scored once
+    else: tracker.scores(learn.model)
     valid_seconds = time.perf_counter() - t
+    learn.fit(1, cfg.gen_lr, cbs=timer)
     per_patch = timer.seconds * len(dls.train_ds) / probe / cfg.bs  # one more patch per image: this many seconds
-    if cfg.init: seconds -= valid_seconds  # the stage first scores the weights it starts from (epoch 0)
+    if cfg.init: seconds -= valid_seconds  # that validation was the stage's epoch 0: the budget covers it too
     epochs = cfg.gen_epochs + (cfg.gen_frozen_epochs if cfg.pretrained else 0)
     n_patches = max(1, int((seconds / epochs - valid_seconds) / per_patch))
     if valid_seconds > seconds / epochs / 2:

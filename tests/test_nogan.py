@@ -123,13 +123,18 @@ def test_cycle_from_release_weights_with_perceptual_gan_loss(mini_train, mini_va
     assert result['chosen'] and (tmp_path / 'generator.pth').exists()
 
 
-def test_continued_run_logs_its_starting_weights_as_epoch_0(mini_train, mini_valid, tmp_path):
-    "With `init`, the validation log starts with the init's scores: the mark a continued run has to beat."
+@pytest.mark.parametrize('minutes', [0, 0.3])
+def test_continued_run_logs_its_starting_weights_as_epoch_0(mini_train, mini_valid, tmp_path, monkeypatch, minutes):
+    """With `init`, the validation log starts with the init's scores: the mark a continued run has to beat. With
+    `gen_minutes` the probe's validation is that epoch 0: scored once, not again."""
     from artifact_removal import registry
-    cfg = replace(QUICK, init=str(registry.model_path(registry.default_model())), gen_epochs=1)
+    from artifact_removal.nogan import QualityTracker
+    calls, scores = [], QualityTracker.scores
+    monkeypatch.setattr(QualityTracker, 'scores', lambda self, model: calls.append(1) or scores(self, model))
+    cfg = replace(QUICK, init=str(registry.model_path(registry.default_model())), gen_epochs=1, gen_minutes=minutes)
     pretrain_generator(tmp_path, mini_train, mini_valid, cfg)
     log = json.loads((tmp_path / 'gen_pretrain_valid.json').read_text())
-    assert [r['epoch'] for r in log] == [0, 1] and log[0]['seconds'] == 0
+    assert [r['epoch'] for r in log] == [0, 1] and log[0]['seconds'] == 0 and len(calls) == 2
     input_q10 = json.loads((tmp_path / 'gen_pretrain.json').read_text())['input_q10']
     assert log[0]['psnr'] > input_q10['psnr'] + 0.3  # the trained release weights, not a fresh network
 
