@@ -6,7 +6,7 @@
 #                  and their 9 MB of source travel as 2
 #   .gpu/site      ST-LPIPS with its AlexNet weights only (it opens them by file name, so it stays a folder)
 #   .gpu/data      train/: the 400 BSDS images of ../shared/data/train and the first SUNHAYS (default 0) of its
-#                  80 Sun-Hays PNGs as lossless WebP (the same pixels in 62% of the bytes; all 80 do not fit);
+#                  80 Sun-Hays PNGs as lossless WebP (the same pixels in 65% of the bytes; all 80 would take 51 MiB);
 #                  valid/: the first VALID (default 100) images of ../shared/data/valid, which stage 1 scores
 # Usage, from the repository root with the venv active: [VALID=40] [SUNHAYS=10] bash tools/device/bundle.sh
 set -euo pipefail
