@@ -4,6 +4,7 @@ import functools
 import hashlib
 import http.server
 import importlib.util
+import json
 import threading
 from pathlib import Path
 
@@ -88,10 +89,35 @@ def test_cut_connection_leaves_nothing(cache):
     assert not cache.exists() or not list(cache.iterdir())
 
 
-def test_cumulative_training_counts_from_the_latest_fresh_start():
+def _publish_tool():
     spec = importlib.util.spec_from_file_location('publish_model', Path(__file__).parents[1] / 'tools' / 'publish_model.py')
     tool = importlib.util.module_from_spec(spec); spec.loader.exec_module(tool)
+    return tool
+
+
+def test_cumulative_training_counts_from_the_latest_fresh_start():
+    tool = _publish_tool()
     run = lambda secs, init: {'stage_seconds': {'gen_pretrain': secs}, 'config': {'init': init}}
     assert tool.training_seconds([run(100, ''), run(50, 'models/fidelity.safetensors')]) == 150
     assert tool.training_seconds([run(100, ''), run(50, 'models/x.safetensors'), run(20, '')]) == 20  # new network
     assert tool.training_seconds([run(30, 'models/fidelity.safetensors')]) == 30
+
+
+def test_a_run_continued_from_an_unpublished_run_logs_both(tmp_path):
+    "Training that was never published on its own still counts once its continuation is published."
+    tool = _publish_tool()
+    def make_run(name, init, seconds):
+        run = tmp_path / name; run.mkdir()
+        (run / 'config.json').write_text(json.dumps({'config': {'init': init}}))
+        (run / 'times.json').write_text(json.dumps({'gen_pretrain': seconds}))
+        return run
+    first = make_run('first', 'models/perceptual.safetensors', 100)
+    second = make_run('second', str(first / 'gen_pretrain.pth'), 40)
+    third = make_run('third', str(second / 'gen_pretrain_ckpt.pth'), 10)
+    assert tool.earlier_runs(third) == [first, second]
+    assert tool.earlier_runs(first) == []
+    entries = tool.log_entries(third, 'gen_pretrain', third / 'gen_pretrain.pth', 'cpu')
+    assert [e['run'] for e in entries] == [str(first), str(second), str(third)]
+    assert [e['weights'] for e in entries] == [str(first / 'gen_pretrain.pth'), str(second / 'gen_pretrain_ckpt.pth'),
+                                               str(third / 'gen_pretrain.pth')]
+    assert tool.training_seconds(entries) == 150

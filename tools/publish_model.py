@@ -10,8 +10,10 @@ is the issue's 0.05 dB on LIVE1 moved to `valid/`: its photos were JPEGs already
 
 Then overwrites `models/NAME.safetensors` (one file per model, so the repository does not grow with every
 session), records its sha256 in `models/registry.json`, and appends this session's stage times and
-validation curve to `models/training_log.json`, so training carries over sessions with `--init`. Its
-cumulative training time counts from the model's latest from-scratch run: a new network starts from nothing.
+validation curve to `models/training_log.json`, so training carries over sessions with `--init`. A run that
+started from another run's weights rather than a published model brings that run into the log too (and so
+on back), so training that was never published on its own still counts. The cumulative training time counts
+from the model's latest from-scratch run: a new network starts from nothing.
 """
 import argparse
 import datetime
@@ -32,6 +34,44 @@ def training_seconds(sessions) -> float:
     "Stage seconds of the sessions since the latest one that started from scratch (no `init`)."
     start = max((i for i, s in enumerate(sessions) if not (s.get('config') or {}).get('init')), default=0)
     return sum(sum(s['stage_seconds'].values()) for s in sessions[start:])
+
+
+def read_json(path: Path):
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def init_of(run: Path) -> str:
+    "The weights `run` started from (its `--init`), or ''."
+    return ((read_json(run / 'config.json') or {}).get('config') or {}).get('init') or ''
+
+
+def earlier_runs(run: Path) -> list:
+    "The runs whose weights `run` started from, oldest first: `--init` files inside a run folder, back to a model."
+    chain, current = [], run
+    while init := init_of(current):
+        current = Path(init).parent
+        if not (current / 'config.json').exists() or current == run or current in chain: break
+        chain.insert(0, current)
+    return chain
+
+
+def session_entry(run, stage: str, weights, hardware: str) -> dict:
+    "One run's stage times, validation curve and config, as the training log keeps them."
+    read = lambda name: read_json(run / name) if run else None
+    valid = read(f'{stage}_valid.json') if stage == 'gen_pretrain' else read('switch_point.json')
+    seconds = read('times.json') or {}
+    if valid and stage == 'gen_pretrain':  # the validation log counts stage 1 across resumes, times.json one run
+        seconds['gen_pretrain'] = max(seconds.get('gen_pretrain', 0), valid[-1]['seconds'])
+    return {'date': datetime.date.today().isoformat(), 'run': str(run), 'hardware': hardware,
+            'weights': str(weights), 'stage_seconds': seconds, 'validation': valid,
+            'config': (read('config.json') or {}).get('config')}
+
+
+def log_entries(run, stage: str, weights, hardware: str) -> list:
+    "The training log's entries for a published run: the unpublished runs it continued (stage 1), then itself."
+    earlier = earlier_runs(run) if run else []  # each with the weights the next run started from
+    return ([session_entry(r, 'gen_pretrain', init_of(nxt), hardware) for r, nxt in zip(earlier, earlier[1:] + [run])]
+            + [session_entry(run, stage, weights, hardware)])
 
 
 def main():
@@ -62,19 +102,12 @@ def main():
     metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else {}
     publish_model(path, a.name, recipe=a.recipe, description=a.description, metrics=metrics, default=a.default)
 
-    run = Path(a.run) if a.run else None
-    read = lambda name: json.loads((run / name).read_text()) if run and (run / name).exists() else None
-    valid = read(f'{a.stage}_valid.json') if a.stage == 'gen_pretrain' else read('switch_point.json')
-    seconds = read('times.json') or {}
-    if valid and a.stage == 'gen_pretrain':  # the validation log counts stage 1 across resumes, times.json one run
-        seconds['gen_pretrain'] = max(seconds.get('gen_pretrain', 0), valid[-1]['seconds'])
-    entry = {'date': datetime.date.today().isoformat(), 'run': str(run), 'hardware': a.hardware,
-             'weights': str(a.weights), 'stage_seconds': seconds, 'validation': valid,
-             'config': (read('config.json') or {}).get('config')}
+    entries = log_entries(Path(a.run) if a.run else None, a.stage, a.weights, a.hardware)
     log_path = bundled_dir() / 'training_log.json'
     log = json.loads(log_path.read_text()) if log_path.exists() else {}
-    sessions = [s for s in log.get(a.name, []) if s.get('run') != str(run)]  # one entry per run: the latest
-    sessions.append(entry)
+    new_runs = {e['run'] for e in entries}
+    sessions = [s for s in log.get(a.name, []) if s.get('run') not in new_runs]  # one entry per run: the latest
+    sessions += entries
     log[a.name] = sessions
     total = training_seconds(sessions)
     log[f'{a.name}_cumulative_hours'] = round(total / 3600, 2)
