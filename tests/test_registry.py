@@ -121,3 +121,4 @@ def test_a_run_continued_from_an_unpublished_run_logs_both(tmp_path):
     assert [e['weights'] for e in entries] == [str(first / 'gen_pretrain.pth'), str(second / 'gen_pretrain_ckpt.pth'),
                                                str(third / 'gen_pretrain.pth')]
     assert tool.training_seconds(entries) == 150
+    assert tool.earlier_runs(third, logged={str(first)}) == [second]  # published before: counted already

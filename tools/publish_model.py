@@ -12,8 +12,10 @@ Then overwrites `models/NAME.safetensors` (one file per model, so the repository
 session), records its sha256 in `models/registry.json`, and appends this session's stage times and
 validation curve to `models/training_log.json`, so training carries over sessions with `--init`. A run that
 started from another run's weights rather than a published model brings that run into the log too (and so
-on back), so training that was never published on its own still counts. The cumulative training time counts
-from the model's latest from-scratch run: a new network starts from nothing.
+on back to a published model or run), so training that was never published on its own still counts. The
+cumulative training time counts from the model's latest from-scratch run: a new network starts from nothing.
+Every input (run logs, `--metrics`, the training log) is read before anything is written: a broken one stops
+the release with its file named and leaves `models/` as it was.
 """
 import argparse
 import datetime
@@ -37,7 +39,10 @@ def training_seconds(sessions) -> float:
 
 
 def read_json(path: Path):
-    return json.loads(path.read_text()) if path.exists() else None
+    "The file's JSON, None where there is no file; a broken one is named in the error."
+    if not path.exists(): return None
+    try: return json.loads(path.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f'{path}: not valid JSON ({e})') from None
 
 
 def init_of(run: Path) -> str:
@@ -45,12 +50,13 @@ def init_of(run: Path) -> str:
     return ((read_json(run / 'config.json') or {}).get('config') or {}).get('init') or ''
 
 
-def earlier_runs(run: Path) -> list:
-    "The runs whose weights `run` started from, oldest first: `--init` files inside a run folder, back to a model."
+def earlier_runs(run: Path, logged=()) -> list:
+    """The runs whose weights `run` started from, oldest first: `--init` files inside a run folder, back to a model
+    or to a run already `logged` (published before: it and what it continued are counted already)."""
     chain, current = [], run
     while init := init_of(current):
         current = Path(init).parent
-        if not (current / 'config.json').exists() or current == run or current in chain: break
+        if not (current / 'config.json').exists() or str(current) in logged or current == run or current in chain: break
         chain.insert(0, current)
     return chain
 
@@ -67,9 +73,10 @@ def session_entry(run, stage: str, weights, hardware: str) -> dict:
             'config': (read('config.json') or {}).get('config')}
 
 
-def log_entries(run, stage: str, weights, hardware: str) -> list:
-    "The training log's entries for a published run: the unpublished runs it continued (stage 1), then itself."
-    earlier = earlier_runs(run) if run else []  # each with the weights the next run started from
+def log_entries(run, stage: str, weights, hardware: str, logged=()) -> list:
+    """The training log's entries for a published run: the unpublished runs it continued (stage 1; `hardware` is
+    taken to be theirs too), then itself."""
+    earlier = earlier_runs(run, logged) if run else []  # each with the weights the next run started from
     return ([session_entry(r, 'gen_pretrain', init_of(nxt), hardware) for r, nxt in zip(earlier, earlier[1:] + [run])]
             + [session_entry(run, stage, weights, hardware)])
 
@@ -83,7 +90,7 @@ def main():
     p.add_argument('--stage', default='gen_pretrain', help="which validation log to keep: 'gen_pretrain' or 'switch_point'")
     p.add_argument('--recipe', default='')
     p.add_argument('--description', default='')
-    p.add_argument('--hardware', default='')
+    p.add_argument('--hardware', default='', help='where the run (and the unpublished runs it continued) trained')
     p.add_argument('--metrics', help='a JSON file of measured metrics for the registry entry')
     p.add_argument('--default', action='store_true', help='make it the default model')
     p.add_argument('--valid', default='../shared/data/valid', help='clean images for the blind check (never a test set)')
@@ -91,6 +98,15 @@ def main():
     p.add_argument('--max-drop', type=float, default=0.5, help='largest PSNR loss (dB) allowed at q90/q95 on them')
     a = p.parse_args()
 
+    # every input is read before anything is written, so a broken one leaves the release as it was
+    log_path = bundled_dir() / 'training_log.json'
+    try:
+        metrics = read_json(Path(a.metrics)) if a.metrics else {}
+        if metrics is None: raise ValueError(f'{a.metrics}: no such file')
+        log = read_json(log_path) or {}
+        entries = log_entries(Path(a.run) if a.run else None, a.stage, a.weights, a.hardware,
+                              logged={s.get('run') for s in log.get(a.name, [])})
+    except ValueError as e: sys.exit(f'not published: {e}')
     model = create_generator(a.arch)
     model.load_state_dict(read_generator_state(a.weights))
     candidate = Restorer(model)
@@ -99,12 +115,8 @@ def main():
     print(check.markdown())
     if not check.passed: sys.exit(f'not published: {check.verdict()} ({a.valid_images} images of {a.valid})')
     path = save_generator(model, bundled_dir() / f'{a.name}.safetensors', a.arch, recipe=a.recipe)
-    metrics = json.loads(Path(a.metrics).read_text()) if a.metrics else {}
     publish_model(path, a.name, recipe=a.recipe, description=a.description, metrics=metrics, default=a.default)
 
-    entries = log_entries(Path(a.run) if a.run else None, a.stage, a.weights, a.hardware)
-    log_path = bundled_dir() / 'training_log.json'
-    log = json.loads(log_path.read_text()) if log_path.exists() else {}
     new_runs = {e['run'] for e in entries}
     sessions = [s for s in log.get(a.name, []) if s.get('run') not in new_runs]  # one entry per run: the latest
     sessions += entries
