@@ -6,7 +6,7 @@ import numpy as np
 
 from .files import atomic_path
 
-__all__ = ['plot_side_by_side', 'plot_validation_curve', 'plot_before_after', 'most_changed_crop', 'to_display']
+__all__ = ['plot_side_by_side', 'plot_validation_curve', 'plot_training_history', 'plot_before_after', 'most_changed_crop', 'to_display']
 
 
 def _save(fig, path):
@@ -53,6 +53,30 @@ def plot_validation_curve(log, path=None, input_scores=None, title='generator pr
             ax.plot([xval(r) for r in rows], [r[k] for r in rows], 'o-', ms=3, label=name)
         if k in input_scores: ax.axhline(input_scores[k], color='gray', ls='--', label='JPEG input')
         ax.set(xlabel=xlabel, ylabel=labels[k], title=f'{title}: validation at {"q95" if k == "q95_gain" else "q10"}')
+        ax.grid(alpha=.3); ax.legend()
+    fig.tight_layout()
+    return _save(fig, path) if path else fig
+
+
+def plot_training_history(sessions, path=None, title='cumulative training'):
+    """Validation at q10 against cumulative training hours over a model's sessions (training-log entries, oldest
+    first): whether its curve has flattened over all of its training, not only within one run. Each validation set
+    (`config['valid_images']` crops of `valid/`) gets its own line, as scores on different sets do not compare;
+    validations of sessions on a GPU are drawn as squares (their minutes count as minutes)."""
+    fig, axs = plt.subplots(1, 2, figsize=(11, 3.8))
+    lines, gpu, start = {}, [], 0.
+    for s in sessions:
+        on_gpu = 'GPU' in s.get('hardware', '').replace('no GPU', '')
+        crops = (s.get('config') or {}).get('valid_images', 40)
+        for r in (r for r in s.get('validation') or [] if 'psnr' in r):
+            point = ((start + r['seconds']) / 3600, r['psnr'], r['stlpips'])
+            lines.setdefault(f'valid/, {crops} crops', []).append(point)
+            if on_gpu: gpu.append(point)
+        start += sum(s['stage_seconds'].values())
+    for i, (ax, label) in enumerate(zip(axs, ('PSNR (dB, higher is better)', 'ST-LPIPS (lower is better)')), 1):
+        for name, points in lines.items(): ax.plot([p[0] for p in points], [p[i] for p in points], 'o-', ms=3, label=name)
+        if gpu: ax.plot([p[0] for p in gpu], [p[i] for p in gpu], 's', mfc='none', color='k', label='on a GPU')
+        ax.set(xlabel='cumulative training (hours)', ylabel=label, title=f'{title}: validation at q10')
         ax.grid(alpha=.3); ax.legend()
     fig.tight_layout()
     return _save(fig, path) if path else fig

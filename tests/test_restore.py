@@ -167,6 +167,21 @@ def test_validation_curves_of_two_runs(tmp_path):
     assert q95_panel.get_lines()[1].get_ydata()[0] == 0 and 'q95' in q95_panel.get_title()
 
 
+def test_training_history_counts_hours_across_sessions(tmp_path):
+    from artifact_removal.visualize import plot_training_history
+    rows = lambda p0: [{'epoch': e, 'seconds': 1800. * e, 'psnr': p0 + e / 10, 'stlpips': .1} for e in (1, 2)]
+    sessions = [{'hardware': '2-core CPU (no GPU)', 'stage_seconds': {'gen_pretrain': 3600.}, 'validation': rows(25),
+                 'config': {}},
+                {'hardware': 'NVIDIA H100 (lent GPU machine)', 'stage_seconds': {'gen_pretrain': 3600.},
+                 'validation': rows(26), 'config': {'valid_images': 100}}]
+    psnr_panel = plot_training_history(sessions).axes[0]
+    old_set, new_set, gpu = psnr_panel.get_lines()
+    assert (old_set.get_label(), new_set.get_label(), gpu.get_label()) == ('valid/, 40 crops', 'valid/, 100 crops', 'on a GPU')
+    assert list(new_set.get_xdata()) == [1.5, 2.0]  # the second session starts after the first one's hour
+    assert list(gpu.get_ydata()) == list(new_set.get_ydata())  # only the GPU session's points are marked
+    assert plot_training_history(sessions, tmp_path / 'h.png').stat().st_size > 0
+
+
 def test_onnx_and_torch_backends_agree(photo):
     a = np.asarray(photo)
     on, pt = Restorer(device='cpu', backend='onnx'), Restorer(device='cpu', backend='torch')
