@@ -63,7 +63,9 @@ def plot_training_history(sessions, path=None, title='cumulative training'):
     first): whether its curve has flattened over all of its training, not only within one run. Each validation set
     (`config['valid_images']` crops of `valid/`) gets its own line, as scores on different sets do not compare;
     validations of sessions on a GPU are drawn as squares (their minutes count as minutes)."""
-    fig, axs = plt.subplots(1, 2, figsize=(11, 3.8))
+    if isinstance(sessions, (str, Path, dict)) or not all(isinstance(s, dict) and 'stage_seconds' in s for s in sessions):
+        raise TypeError("plot_training_history: expected training-log entries, a list of dicts with 'stage_seconds', "
+                        "e.g. json.load(open('models/training_log.json'))['fidelity']")
     lines, gpu, start = {}, [], 0.
     for s in sessions:
         on_gpu = 'GPU' in s.get('hardware', '').replace('no GPU', '')
@@ -73,6 +75,8 @@ def plot_training_history(sessions, path=None, title='cumulative training'):
             lines.setdefault(f'valid/, {crops} crops', []).append(point)
             if on_gpu: gpu.append(point)
         start += sum(s['stage_seconds'].values())
+    if not lines: raise ValueError('plot_training_history: no validation scores (psnr, stlpips) in these sessions')
+    fig, axs = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, (ax, label) in enumerate(zip(axs, ('PSNR (dB, higher is better)', 'ST-LPIPS (lower is better)')), 1):
         for name, points in lines.items(): ax.plot([p[0] for p in points], [p[i] for p in points], 'o-', ms=3, label=name)
         if gpu: ax.plot([p[0] for p in gpu], [p[i] for p in gpu], 's', mfc='none', color='k', label='on a GPU')

@@ -180,6 +180,9 @@ def test_training_history_counts_hours_across_sessions(tmp_path):
     assert list(new_set.get_xdata()) == [1.5, 2.0]  # the second session starts after the first one's hour
     assert list(gpu.get_ydata()) == list(new_set.get_ydata())  # only the GPU session's points are marked
     assert plot_training_history(sessions, tmp_path / 'h.png').stat().st_size > 0
+    for not_entries in ('models/training_log.json', [{'validation': rows(25)}]):  # a path, an entry without times
+        with pytest.raises(TypeError, match='training-log entries'): plot_training_history(not_entries)
+    with pytest.raises(ValueError, match='no validation scores'): plot_training_history([{**sessions[0], 'validation': None}])
 
 
 def test_onnx_and_torch_backends_agree(photo):
