@@ -1,6 +1,19 @@
 from pathlib import Path
 from setuptools import find_packages, setup
 
+EXTRAS = {
+    'onnx': ['onnx', 'onnxruntime', 'onnxscript'],  # the faster CPU backend, ONNX export, the browser page
+    'video': ['av>=18'],
+    # training and evaluation: ST-LPIPS ships trained shift-tolerant LPIPS weights (works offline; its imports need
+    # torchsummary, IPython and scikit-image), the KAIR protocol reads and compresses with OpenCV
+    'train': ['lpips', 'stlpips-pytorch', 'torchsummary', 'ipython', 'scikit-image', 'pytorch-msssim',
+              'opencv-python-headless'],
+    'distributed': ['accelerate', 'ray[data]>=2.60'],  # several GPUs (accelerate); archives on Ray (the tested version)
+    'notebooks': ['jupyterlab', 'ipykernel'],
+}
+EXTRAS['all'] = sorted({d for k, deps in EXTRAS.items() if k != 'notebooks' for d in deps})
+EXTRAS['test'] = EXTRAS['all'] + ['pytest', 'hypothesis', 'nbclient', 'ipykernel', 'nbformat', 'playwright']
+
 setup(
     name='artifact_removal',
     version='0.1.0',
@@ -10,16 +23,13 @@ setup(
     # the top-level models/ folder (weights + registry.json) ships inside the package as artifact_removal/bundled
     packages=find_packages(include=['artifact_removal', 'artifact_removal.*']) + ['artifact_removal.bundled'],
     package_dir={'artifact_removal.bundled': 'models'},
-    package_data={'artifact_removal.bundled': ['*.safetensors', 'registry.json']},
+    # the page and its onnxruntime-web build (`npm run build` in web/ copies it) ship too: `serve` needs no Node
+    package_data={'artifact_removal.bundled': ['*.safetensors', 'registry.json'],
+                  'artifact_removal': ['web/*.html', 'web/*.css', 'web/src/*.js', 'web/vendor/*']},
     python_requires='>=3.10',
-    install_requires=[
-        'torch>=2.1', 'torchvision', 'fastai>=2.7.14', 'timm>=0.9', 'lpips', 'pillow>=9', 'matplotlib',
-        'numpy', 'opencv-python-headless', 'pytorch-msssim', 'safetensors', 'av>=18', 'onnx', 'onnxruntime',
-        'onnxscript',
-        # ST-LPIPS ships trained shift-tolerant LPIPS weights (works offline); its own imports need these
-        'stlpips-pytorch', 'torchsummary', 'ipython', 'scikit-image',
-    ],
-    extras_require={'test': ['pytest', 'nbclient', 'ipykernel', 'nbformat', 'accelerate'],
-                    'distributed': ['accelerate']},
+    # the core restores images (PyTorch; the model is fastai's DynamicUnet on a timm encoder); the rest is extras
+    install_requires=['torch>=2.1', 'torchvision', 'fastai>=2.7.14', 'timm>=0.9', 'pillow>=9', 'numpy', 'safetensors',
+                      'matplotlib'],
+    extras_require=EXTRAS,
     entry_points={'console_scripts': ['artifact-removal=artifact_removal.cli:main']},
 )

@@ -4,8 +4,10 @@ Perceptual networks get [0, 1] images and do their own scaling: never ImageNet-n
 """
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-__all__ = ['CharbonnierLoss', 'SSIMLoss', 'MSSSIMLoss', 'PerceptualLoss', 'CombinedLoss', 'parse_loss_spec', 'create_loss', 'LOSSES']
+__all__ = ['CharbonnierLoss', 'SSIMLoss', 'MSSSIMLoss', 'PerceptualLoss', 'rgb_to_ycbcr', 'YCbCrL1', 'LowFrequencyL1',
+           'BlockEdgeLoss', 'PSNRLoss', 'quality_reading_loss', 'CombinedLoss', 'parse_loss_spec', 'create_loss', 'LOSSES']
 
 
 class CharbonnierLoss(nn.Module):
@@ -51,7 +53,76 @@ class PerceptualLoss(nn.Module):
     def forward(self, pred, target): return self.net(pred.float(), target.float(), normalize=True).mean()
 
 
-LOSSES = {'l1': nn.L1Loss, 'mse': nn.MSELoss, 'charbonnier': CharbonnierLoss, 'ssim': SSIMLoss,
+def rgb_to_ycbcr(x):
+    "Full-range BT.601 YCbCr (as JPEG codes colour) of [0, 1] RGB BxCxHxW, chroma centred on 0."
+    r, g, b = x.float().unbind(1)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    return torch.stack([y, 0.564 * (b - y), 0.713 * (r - y)], 1)
+
+
+class YCbCrL1(nn.Module):
+    """L1 in YCbCr with the chroma channels weighted by `chroma`: JPEG keeps a quarter of the chroma samples and
+    quantizes them coarsely, so colour errors are where plain RGB L1 under-weights the damage."""
+    def __init__(self, chroma=2.):
+        super().__init__()
+        self.register_buffer('w', torch.tensor([1., chroma, chroma]).view(1, 3, 1, 1) / (1 + 2 * chroma), persistent=False)
+    def forward(self, pred, target): return ((rgb_to_ycbcr(pred) - rgb_to_ycbcr(target)).abs() * self.w).sum(1).mean()
+
+
+class LowFrequencyL1(nn.Module):
+    """L1 between the 1/8 and 1/16 averages of pred and target: the mean colour of each 8x8 luma block and 16x16
+    chroma block, which JPEG's DC quantization shifts. A patch of wrong colour or a colour cast over a flat
+    area is a small per-pixel error but the whole of this one."""
+    def __init__(self, factors=(8, 16)):
+        super().__init__()
+        self.factors = factors
+    def forward(self, pred, target):
+        return sum(F.l1_loss(F.avg_pool2d(pred.float(), f), F.avg_pool2d(target.float(), f)) for f in self.factors) / len(self.factors)
+
+
+def _steps_across(x, period):
+    "Horizontal and vertical differences across the lines of a `period`-px grid (columns/rows k*period-1 | k*period)."
+    return (x[..., :, period::period] - x[..., :, period - 1:-1:period],
+            x[..., period::period, :] - x[..., period - 1:-1:period, :])
+
+
+class BlockEdgeLoss(nn.Module):
+    """L1 between the steps of pred and target across the JPEG block grid: on luma across the 8-px grid, on
+    chroma across the 16-px grid of 4:2:0 colour blocks. What `metrics.luma_grid`/`chroma_grid` measure, as a
+    loss; patches must start on the grid (the data pipeline crops before compressing)."""
+    def forward(self, pred, target):
+        p, t = rgb_to_ycbcr(pred), rgb_to_ycbcr(target)
+        parts = [(a - b).abs().mean() for period, ch in ((8, slice(0, 1)), (16, slice(1, 3)))
+                 for a, b in zip(_steps_across(p[:, ch], period), _steps_across(t[:, ch], period))]
+        return sum(parts) / len(parts)
+
+
+class PSNRLoss(nn.Module):
+    """Minus the PSNR of each sample (dB), averaged: every image counts by how many dB it gains or loses, so a
+    nearly perfect one (a q95 gradient at 50 dB) weighs as much as a q10 photo, where pixel losses let its small
+    errors drown (NAFNet trains on this loss). `eps` caps a sample at 54 dB, above 8-bit rounding's own error."""
+    def __init__(self, eps=(0.5 / 255) ** 2):
+        super().__init__()
+        self.eps = eps
+    def forward(self, pred, target):
+        mse = ((pred.float() - target.float()) ** 2).mean(dim=tuple(range(1, pred.ndim)))
+        return 10 * torch.log10(mse + self.eps).mean()
+
+
+def quality_reading_loss(estimate, quality, quantile=0.5, ramp=(15, 45)) -> torch.Tensor:
+    """A quality estimator's error on quality / 100: the L1 at `quantile` 0.5. Above 0.5 it is the pinball loss for
+    labels of quality `ramp[1]` and above: a reading too low costs quantile / (1 - quantile) times one too high, so
+    where the pixels cannot tell (a flat area looks alike at q40 and q95) the reading goes high and the generator
+    leaves clean content alone. The lean fades to none at `ramp[0]` and below: low qualities, which blocks give away,
+    keep an unbiased reading, and the restoration its full strength."""
+    quality = quality.float()
+    lean = ((quality - ramp[0]) / (ramp[1] - ramp[0])).clamp(0, 1)
+    tau = 0.5 + (quantile - 0.5) * lean
+    d = (quality - estimate.float()) / 100
+    return 2 * torch.maximum(tau * d, (tau - 1) * d).mean()
+
+
+LOSSES = {'l1': nn.L1Loss, 'ycbcr': YCbCrL1, 'lowfreq': LowFrequencyL1, 'blockedge': BlockEdgeLoss, 'psnr': PSNRLoss, 'mse': nn.MSELoss, 'charbonnier': CharbonnierLoss, 'ssim': SSIMLoss,
           'ms_ssim': MSSSIMLoss, 'stlpips': PerceptualLoss,
           'lpips': lambda: PerceptualLoss(variant=None)}
 

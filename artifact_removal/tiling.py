@@ -4,14 +4,16 @@ run each, paste back the tile cores. Pure functions on arrays/tensors, no model 
 The image is first padded to a multiple of `align` (32: the U-Net's stride, a multiple of the 8x8 JPEG grid)
 the way the network pads a whole image, and tiles start on multiples of it, so every tile sees the grid, the
 edges and the network's downsampling exactly where the whole image does; each tile is read with
-`context` extra pixels on every side and only its core is kept, so tile edges never reach the output.
+`context` extra pixels on every side and only its core is kept, so tile edges never reach the output. A network
+that upscales by `scale` (super-resolution) has the same tiles on its input; their outputs are `scale` times larger
+and are pasted at `scale` times their place.
 """
 import math
 
 import numpy as np
 import torch
 
-__all__ = ['tile_spans', 'choose_tile_size', 'run_tiled', 'arrays_to_batch', 'batch_to_arrays']
+__all__ = ['tile_spans', 'choose_tile_size', 'run_tiled', 'arrays_to_batch', 'batch_to_arrays', 'bicubic_upscale']
 
 
 def tile_spans(length, tile, align=32):
@@ -30,30 +32,46 @@ def _scale(dtype): return float(np.iinfo(dtype).max) if np.dtype(dtype).kind in 
 
 
 def arrays_to_batch(arrays) -> torch.Tensor:
-    "Same-shape HxWxC arrays (uint8, uint16 or float) as one BxCxHxW float tensor in [0, 1]."
-    a = np.stack([np.ascontiguousarray(x) for x in arrays])
-    return torch.from_numpy(a).permute(0, 3, 1, 2).float() / _scale(a.dtype)
+    """Same-shape HxWxC arrays (uint8, uint16 or float) as one BxCxHxW float tensor in [0, 1], channels_last in
+    memory (the transpose is a view: one pass converts, into the layout PyTorch's convolutions want), never sharing
+    the arrays' memory."""
+    a = np.ascontiguousarray(arrays[0])[None] if len(arrays) == 1 else np.stack(arrays)
+    if not a.flags.writeable: a = a.copy()  # torch warns on read-only memory (a decoded PIL image's), though it only reads
+    t = torch.from_numpy(a).permute(0, 3, 1, 2).to(torch.float32, copy=True)
+    return t.div_(_scale(a.dtype)) if a.dtype.kind in 'ui' else t
 
 
 def batch_to_arrays(t: torch.Tensor, dtype) -> list:
     "A BxCxHxW [0, 1] tensor as HxWxC arrays of `dtype`, clipped and (for integers) rounded to its range."
-    a, scale = t.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy(), _scale(dtype)
-    return [(x * scale).round().astype(dtype) if np.dtype(dtype).kind in 'ui' else x.astype(dtype) for x in a]
+    t = t.float().clamp(0, 1)
+    if np.dtype(dtype).kind in 'ui': t = t.mul_(_scale(dtype)).round_()  # in place, on all threads
+    return [x.astype(dtype) for x in t.permute(0, 2, 3, 1).cpu().numpy()]
 
 
 @torch.no_grad()
-def run_tiled(fn, image: np.ndarray, tile=0, context=64, align=32):
-    """Apply `fn` (a 1xCxHxW [0,1] tensor -> same) to the HxWxC array `image`, one tile at a time.
+def bicubic_upscale(a: np.ndarray, scale: int) -> np.ndarray:
+    """An HxW(xC) array (uint8, uint16 or float in [0, 1]) `scale` times larger, by the bicubic interpolation a
+    super-resolution model's output starts from (PyTorch's), clipped to the dtype's range."""
+    if scale == 1: return a
+    plane = a[..., None] if a.ndim == 2 else a
+    t = torch.nn.functional.interpolate(arrays_to_batch([plane]), scale_factor=scale, mode='bicubic', align_corners=False)
+    out = batch_to_arrays(t, a.dtype)[0]
+    return out[..., 0] if a.ndim == 2 else out
 
-    tile=0 runs the whole image at once. The output array has the input's shape and dtype and is filled
-    tile by tile, so memory holds the two arrays and one tile's activations.
+
+@torch.no_grad()
+def run_tiled(fn, image: np.ndarray, tile=0, context=64, align=32, scale=1):
+    """Apply `fn` (a 1xCxHxW [0,1] tensor -> 1xCx`scale`Hx`scale`W) to the HxWxC array `image`, one tile at a time.
+
+    tile=0 runs the whole image at once. The output array has the input's dtype and channels, `scale` times its
+    height and width, and is filled tile by tile, so memory holds the two arrays and one tile's activations.
     """
     run = lambda a: batch_to_arrays(fn(arrays_to_batch([a])), image.dtype)[0]
     h, w = image.shape[:2]
     if not tile: return run(image)
     hp, wp = h + -h % align, w + -w % align  # tiles cover the image padded to the grid, as the network pads it
-    context = -(-context // align) * align
-    out = np.empty_like(image)
+    context, s = -(-context // align) * align, scale
+    out = np.empty((h * s, w * s, *image.shape[2:]), image.dtype)
     win_h, win_w = min(hp, tile + 2 * context), min(wp, tile + 2 * context)
     for y0, y1 in tile_spans(hp, tile, align):
         for x0, x1 in tile_spans(wp, tile, align):
@@ -66,5 +84,6 @@ def run_tiled(fn, image: np.ndarray, tile=0, context=64, align=32):
             if cy1 > h or cx1 > w:  # a tile at the bottom/right edge: replicate the edge up to the grid
                 crop = np.pad(crop, ((0, max(0, cy1 - h)), (0, max(0, cx1 - w)), (0, 0)), mode='edge')
             oy1, ox1 = min(y1, h), min(x1, w)
-            out[y0:oy1, x0:ox1] = run(crop)[y0 - cy0:oy1 - cy0, x0 - cx0:ox1 - cx0]
+            core = run(crop)[s * (y0 - cy0):s * (oy1 - cy0), s * (x0 - cx0):s * (ox1 - cx0)]
+            out[s * y0:s * oy1, s * x0:s * ox1] = core
     return out

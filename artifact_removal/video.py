@@ -1,11 +1,14 @@
-"""Restore videos frame by frame: decode, restore in batches, encode, with the sound copied untouched.
+"""Restore videos: decode, restore in batches, steady the frames along the motion, encode, with the sound copied
+untouched.
 
 Frames stream from the decoder through `Restorer.restore_arrays` into the encoder, so a video is never held in
 memory whole nor written out as JPEG frames (which would add the very artifacts being removed). Each frame keeps
 its timestamp, so frame rate, frame count and duration stay as they were; audio is remuxed packet by packet,
-bit-exact. The video is written to a temporary file beside `dst` and renamed only when complete, so a failure or
-Ctrl-C never leaves a partial video. A folder of frames is taken as input too, and a folder as output receives
-the restored frames as PNG files.
+bit-exact. Frames are converted between YUV and RGB with their chroma resampled to full resolution first (`yuv`:
+FFmpeg's direct 4:2:0 conversion is a level darker and loses 4-5 dB). The video is written to a temporary file
+beside `dst` and renamed only when complete, so a failure or Ctrl-C never leaves a partial video. A source that ends
+before the frame count its index announces (a truncated download) is refused unless `allow_truncated`. A folder of
+frames is taken as input too, and a folder as output receives the restored frames as PNG files.
 """
 import warnings
 from fractions import Fraction
@@ -17,10 +20,12 @@ import av
 import numpy as np
 from fastprogress.fastprogress import progress_bar
 
-from .data import ImageReadError, find_images, load_image
 from .files import atomic_path
-from .image_io import ImageMeta, array_to_pil, read_image, save_image
+from .image_io import ImageMeta, ImageReadError, array_to_pil, find_images, load_image, read_image, save_image
 from .restore import Restorer
+from .tiling import bicubic_upscale
+from .temporal import TemporalBlend, TemporalFilter
+from .yuv import from_rgb, to_rgb
 
 __all__ = ['restore_video', 'video_info', 'DEFAULT_FPS']
 
@@ -30,7 +35,8 @@ CRF_OPTIONS = {'libx264': {}, 'libx265': {}, 'libsvtav1': {}, 'libvpx-vp9': {'b'
 
 
 def restore_video(src, dst, model='default', strength=1.0, codec='libx264', crf=18, fps=None, pix_fmt=None,
-                  options=None, batch_size=4, tile=None, device=None, overwrite=False, progress=True) -> Path:
+                  options=None, batch_size=4, tile=None, device=None, overwrite=False, progress=True,
+                  quality=None, allow_truncated=False, temporal=True, scale=None, precision='auto') -> Path:
     """Remove compression artifacts from every frame of `src`, writing `dst`; returns `dst` as a Path.
 
     src: a video file (any format FFmpeg reads) or a folder of frames (image files in name order, played at
@@ -42,23 +48,66 @@ def restore_video(src, dst, model='default', strength=1.0, codec='libx264', crf=
     (subtitle and data streams are dropped). It is encoded with `codec` (H.264 by default) at quality `crf`
     (x264/x265 0-51, VP9/AV1 0-63, lower is better; other encoders take `options`) as 8-bit `pix_fmt` (default
     yuv420p, or yuv444p when the width or height is odd, which 4:2:0 cannot hold); `options` go to the encoder,
-    e.g. {'preset': 'slow'}. `model` is as for `Restorer`, or a `Restorer` to reuse (then `device` is ignored);
-    `batch_size` frames are restored at a time. `dst` is written atomically and never replaces `src` unless
-    `overwrite`.
+    e.g. {'preset': 'slow'}. `model` is as for `Restorer`, or a `Restorer` to reuse (then `device` and `precision`
+    are ignored);
+    `batch_size` frames are restored at a time. `scale=2` (or an x2 `model`) also doubles the size of every frame
+    (super-resolution; 'default' is then the registry's x2 model), timing and sound kept; the temporal filter then
+    steadies the correction of the bicubic upscale. `dst` is written atomically and never replaces `src` unless
+    `overwrite`. A quality-aware model estimates each frame's quality from its pixels unless `quality` is given.
+    `temporal` (on by default) steadies the restored frames along the motion (`temporal.TemporalFilter`: the previous
+    result, warped onto the frame by optical flow, is blended in where it matches), so restorations do not flicker
+    from frame to frame; False restores each frame on its own; a `temporal.TemporalBlend` sets how it blends.
+    A video whose frames end before the count its index announces (a cut download) raises a ValueError and writes
+    nothing, unless `allow_truncated` (then the frames it has are written, with a warning). Ctrl-C raises
+    KeyboardInterrupt saying at which frame it stopped; nothing is left half-written.
     """
     src, dst = Path(src), Path(dst)
     if not overwrite and dst.exists() and dst.resolve() == src.resolve():
-        raise ValueError(f'{dst}: refusing to overwrite the input (pass overwrite=True to replace it)')
+        raise ValueError(f'{dst}: refusing to overwrite the input (overwrite=True, or --overwrite on the command '
+                         'line, replaces it)')
     if fps is not None and not src.is_dir():
         raise ValueError(f'{src}: fps is for a folder of frames; a video keeps its own frame rate')
     to_frames = dst.is_dir() or not dst.suffix
     with _FrameFolder(src, fps, keep_meta=to_frames) if src.is_dir() else _VideoFile(src) as reader:
-        restorer = model if isinstance(model, Restorer) else Restorer(model, device, tile=tile, batch_size=batch_size)
-        restore = lambda frames: _with_progress(_restored(frames, restorer, strength, tile, batch_size),
-                                                reader.frame_count(), progress)
-        if to_frames: _save_frames(restore(reader.frames()), dst)
-        else: _write_video(reader, restore, dst, codec, pix_fmt, {**_crf_options(codec, crf), **(options or {})})
+        restorer = model if isinstance(model, Restorer) else Restorer(model, device, tile=tile, batch_size=batch_size,
+                                                                      scale=scale, precision=precision)
+        if scale is not None and restorer.scale != scale:
+            raise ValueError(f'{restorer.name} makes x{restorer.scale} frames, not x{scale}')
+        blend = _temporal_blend(temporal, strength)
+        done = [0]  # frames restored so far, for the message of an interrupted run
+        def restore(frames):
+            for item in _with_progress(_restored(frames, restorer, strength, tile, batch_size, quality, blend),
+                                       reader.frame_count(), progress):
+                yield item
+                done[0] += 1
+            _check_complete(reader, done[0], allow_truncated, dst, to_frames)
+        try:
+            if to_frames: _save_frames(restore(reader.frames()), dst)
+            else: _write_video(reader, restore, dst, codec, pix_fmt, {**_crf_options(codec, crf), **(options or {})},
+                               restorer.scale)
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM as the command line raises it
+            total = reader.frame_count()
+            kept = f'the {done[0]} frames restored are in {dst}' if to_frames else f'{dst} was not written'
+            raise type(e)(f'stopped at frame {done[0] + 1}{f" of {total}" if total else ""} of {src}; '
+                          f'{kept}') from None
+        except OSError as e:
+            if e.errno is None or e.filename == str(src): raise
+            raise OSError(e.errno, f'cannot write {dst} ({e.strerror})') from None  # not the hidden temporary name
     return dst
+
+
+def _check_complete(reader, n, allow_truncated, dst, to_frames):
+    "Refuse (or with `allow_truncated`, warn about) a source that ended before the frames its index announces."
+    announced = getattr(reader, 'announced_packets', None)
+    got = getattr(reader, 'packets', None)
+    if not announced or got is None or got >= announced: return
+    said = (f'{reader.path}: the video ends after {got} of the {announced} frames its index announces (a truncated '
+            f'file?); {n} frames were restored')
+    if allow_truncated:
+        warnings.warn(f'{said}, and written')
+        return
+    kept = f'; the restored frames are in {dst}' if to_frames else f'; {dst} was not written'
+    raise ValueError(f'{said}{kept}. Pass allow_truncated=True (--allow-truncated) to keep what it has')
 
 
 def video_info(path) -> dict:
@@ -83,12 +132,25 @@ class _Tag(NamedTuple):
     meta: ImageMeta = None
 
 
-def _restored(frames, restorer, strength, tile, batch_size):
-    "(restored array, tag) for each (array, tag) of `frames`, restoring `batch_size` frames at a time."
+def _temporal_blend(temporal, strength):
+    "The `TemporalBlend` that `temporal` asks for (True: the default one), or None: none, or nothing to steady."
+    if isinstance(temporal, TemporalBlend): return temporal if strength else None
+    if temporal not in (True, False): raise ValueError(f'temporal is True, False or a TemporalBlend, not {temporal!r}')
+    return TemporalBlend() if temporal and strength else None
+
+
+def _restored(frames, restorer, strength, tile, batch_size, quality=None, blend=None):
+    """(restored array, tag) for each (array, tag) of `frames`, restoring `batch_size` frames at a time, steadied by
+    a `TemporalFilter` with `blend` (None: frame by frame)."""
     frames = iter(frames)
+    steady = TemporalFilter(blend) if blend is not None else None
     while batch := list(islice(frames, batch_size)):
         arrays, tags = zip(*batch)
-        yield from zip(restorer.restore_arrays(list(arrays), strength, tile), tags)
+        qualities = None if quality is None else [quality] * len(arrays)
+        restored = restorer.restore_arrays(list(arrays), strength, tile, qualities)
+        if steady is not None:  # a super-resolution result is steadied against the upscaled frame
+            restored = [steady(bicubic_upscale(x, restorer.scale), y) for x, y in zip(arrays, restored)]
+        yield from zip(restored, tags)
 
 
 def _with_progress(items, total, display):
@@ -148,6 +210,7 @@ class _VideoFile:
                            color_primaries=ctx.color_primaries, color_trc=ctx.color_trc)
         self.sample_aspect_ratio = self.stream.sample_aspect_ratio
         self.audio, self.metadata = list(self.container.streams.audio), dict(self.container.metadata)
+        self.announced_packets, self.packets = self.stream.frames, 0  # the index's count (0: none), and packets read
 
     def _rotation(self):
         "The display rotation, read from the first frame (FFmpeg gives it to frames only)."
@@ -173,10 +236,11 @@ class _VideoFile:
             if packet.stream.index != self.stream.index:
                 if packet.dts is not None: on_audio(packet)
                 continue
+            if packet.size: self.packets += 1
             for frame in self._decode(packet):
                 pts = frame.pts if frame.pts is not None else round(n / (self.rate * self.time_base))
-                yield frame.to_ndarray(format='rgb24', src_colorspace=self.colors['colorspace'],
-                                       src_color_range=self.colors['color_range']), _Tag(pts, frame.duration)
+                yield to_rgb(frame, src_colorspace=self.colors['colorspace'],
+                             src_color_range=self.colors['color_range']), _Tag(pts, frame.duration)
                 n += 1
 
     def _decode(self, packet):
@@ -221,19 +285,19 @@ def _save_frames(frames, folder):
         save_image(array_to_pil(a, tag.meta or ImageMeta('RGB')), folder / name)
 
 
-def _write_video(reader, restore, dst, codec, pix_fmt, options):
-    "Encode `restore(reader.frames())` into `dst`, muxing `reader`'s audio packets as they come."
+def _write_video(reader, restore, dst, codec, pix_fmt, options, scale=1):
+    """Encode `restore(reader.frames())` (frames `scale` times larger than `reader`'s) into `dst`, muxing `reader`'s
+    audio packets as they come."""
     with atomic_path(dst) as tmp:
         with _open_output(tmp, dst) as out:
             out.metadata.update({k: v for k, v in reader.metadata.items() if k.lower() != 'encoder'})
-            stream = _add_video_stream(out, dst, reader, codec, pix_fmt, options)
+            stream = _add_video_stream(out, dst, reader, codec, pix_fmt, options, scale)
             copies = {s.index: _add_copy(out, s, dst, reader.path) for s in reader.audio}
             on_audio = lambda packet: _mux_copy(out, packet, copies[packet.stream.index])
             colors = reader.colors
             for a, tag in restore(reader.frames(on_audio)):
-                frame = av.VideoFrame.from_ndarray(a, format='rgb24').reformat(
-                    format=stream.pix_fmt, dst_colorspace=colors.get('colorspace'),
-                    dst_color_range=colors.get('color_range'))
+                frame = from_rgb(a, stream.pix_fmt, dst_colorspace=colors.get('colorspace'),
+                                 dst_color_range=colors.get('color_range'))
                 frame.pts, frame.duration, frame.time_base = tag.pts, tag.duration, reader.time_base
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
@@ -244,15 +308,15 @@ def _open_output(tmp, dst):
     except ValueError: raise ValueError(f'{dst}: unknown video file extension {dst.suffix!r}') from None
 
 
-def _add_video_stream(out, dst, reader, codec, pix_fmt, options):
+def _add_video_stream(out, dst, reader, codec, pix_fmt, options, scale=1):
     try: av.Codec(codec, 'w')
     except ValueError: raise ValueError(f'{dst}: unknown video encoder {codec!r}') from None
     if codec not in out.supported_codecs:
         raise ValueError(f'{dst}: a {dst.suffix} file cannot hold {codec} video; pass codec='
                          f'{out.default_video_codec!r} or write .mkv')
     stream = out.add_stream(codec, rate=reader.rate)
-    stream.width, stream.height = reader.width, reader.height
-    stream.pix_fmt = pix_fmt or _default_pix_fmt(reader.width, reader.height)
+    stream.width, stream.height = reader.width * scale, reader.height * scale
+    stream.pix_fmt = pix_fmt or _default_pix_fmt(stream.width, stream.height)
     ctx = stream.codec_context
     ctx.time_base = reader.time_base
     ctx.options = options

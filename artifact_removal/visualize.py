@@ -6,13 +6,16 @@ import numpy as np
 
 from .files import atomic_path
 
-__all__ = ['plot_side_by_side', 'plot_validation_curve', 'plot_training_history', 'plot_before_after', 'most_changed_crop', 'to_display']
+__all__ = ['save_figure', 'plot_side_by_side', 'plot_validation_curve', 'plot_perception_distortion', 'plot_before_after',
+           'most_changed_crop', 'to_display']
 
 
-def _save(fig, path):
+def save_figure(fig, path, close=True):
+    "Write `fig` as a PNG to `path` atomically, then close it (unless `close=False`) so scripts do not pile up figures."
     try:
         with atomic_path(path) as tmp: fig.savefig(tmp, dpi=100, bbox_inches='tight')
-    finally: plt.close(fig)
+    finally:
+        if close: plt.close(fig)
     return Path(path)
 
 
@@ -31,18 +34,21 @@ def plot_side_by_side(rows, titles, path=None, crop=None, cell=2.6):
             axs[r, c].set_axis_off()
             if r == 0: axs[r, c].set_title(titles[c])
     fig.tight_layout()
-    return _save(fig, path) if path else fig
+    return save_figure(fig, path) if path else fig
 
 
-def plot_validation_curve(log, path=None, input_scores=None, title='generator pretraining', x='minutes'):
+def plot_validation_curve(log, path=None, input_scores=None, title='generator pretraining', x='minutes', quality=10):
     """Validation scores at q10 against training time (`x`='minutes') or epochs (`x`='epoch'), one panel per
     metric in the `QualityTracker` log (PSNR and ST-LPIPS at q10, the PSNR gain at q95 when logged), with the
-    JPEG input's scores (`input_scores`; zero gain) as dashed lines. `log` is one run's log, or {label: log} to compare runs on the same axes."""
+    JPEG input's scores (`input_scores`; zero gain) as dashed lines; `quality`: the validation inputs' JPEG quality. A
+    super-resolution run's log also has `psnr_clean` (clean inputs), drawn beside, its input being the bicubic upscale. `log` is one run's log, or {label: log} to compare runs on the same axes."""
     runs = log if isinstance(log, dict) else {'generator': log}
     first = next(iter(runs.values()))[0]
-    metrics = [k for k in ('psnr', 'stlpips', 'q95_gain') if k in first]
+    metrics = [k for k in ('psnr', 'psnr_clean', 'stlpips', 'q95_gain') if k in first]
     labels = {'psnr': 'PSNR (dB, higher is better)', 'stlpips': 'ST-LPIPS (lower is better)',
-              'q95_gain': 'PSNR gain over the input (dB)'}
+              'q95_gain': 'PSNR gain over the input (dB)', 'psnr_clean': 'PSNR-Y (dB), clean input'}
+    at = {'q95_gain': 'q95', 'psnr_clean': 'clean'}
+    sr = 'psnr_clean' in first  # a super-resolution run: its input is the bicubic upscale, PSNR on the luma
     input_scores = {**(input_scores or {}), 'q95_gain': 0.}  # a gain is measured against the input
     xs = {'minutes': ('training time (min)', lambda r: r['seconds'] / 60), 'epoch': ('epoch', lambda r: r['epoch'])}
     xlabel, xval = xs[x]
@@ -51,39 +57,30 @@ def plot_validation_curve(log, path=None, input_scores=None, title='generator pr
         for name, rows in runs.items():
             rows = [r for r in rows if k in r]
             ax.plot([xval(r) for r in rows], [r[k] for r in rows], 'o-', ms=3, label=name)
-        if k in input_scores: ax.axhline(input_scores[k], color='gray', ls='--', label='JPEG input')
-        ax.set(xlabel=xlabel, ylabel=labels[k], title=f'{title}: validation at {"q95" if k == "q95_gain" else "q10"}')
+        if k in input_scores:
+            ax.axhline(input_scores[k], color='gray', ls='--', label='bicubic upscale' if sr else 'JPEG input')
+        ax.set(xlabel=xlabel, ylabel=labels[k], title=f'{title}: validation at {at.get(k, f"q{quality}")}')
         ax.grid(alpha=.3); ax.legend()
     fig.tight_layout()
-    return _save(fig, path) if path else fig
+    return save_figure(fig, path) if path else fig
 
 
-def plot_training_history(sessions, path=None, title='cumulative training'):
-    """Validation at q10 against cumulative training hours over a model's sessions (training-log entries, oldest
-    first): whether its curve has flattened over all of its training, not only within one run. Each validation set
-    (`config['valid_images']` crops of `valid/`) gets its own line, as scores on different sets do not compare;
-    validations of sessions on a GPU are drawn as squares (their minutes count as minutes)."""
-    if isinstance(sessions, (str, Path, dict)) or not all(isinstance(s, dict) and 'stage_seconds' in s for s in sessions):
-        raise TypeError("plot_training_history: expected training-log entries, a list of dicts with 'stage_seconds', "
-                        "e.g. json.load(open('models/training_log.json'))['fidelity']")
-    lines, gpu, start = {}, [], 0.
-    for s in sessions:
-        on_gpu = 'GPU' in s.get('hardware', '').replace('no GPU', '')
-        crops = (s.get('config') or {}).get('valid_images', 40)
-        for r in (r for r in s.get('validation') or [] if 'psnr' in r):
-            point = ((start + r['seconds']) / 3600, r['psnr'], r['stlpips'])
-            lines.setdefault(f'valid/, {crops} crops', []).append(point)
-            if on_gpu: gpu.append(point)
-        start += sum(s['stage_seconds'].values())
-    if not lines: raise ValueError('plot_training_history: no validation scores (psnr, stlpips) in these sessions')
-    fig, axs = plt.subplots(1, 2, figsize=(11, 3.8))
-    for i, (ax, label) in enumerate(zip(axs, ('PSNR (dB, higher is better)', 'ST-LPIPS (lower is better)')), 1):
-        for name, points in lines.items(): ax.plot([p[0] for p in points], [p[i] for p in points], 'o-', ms=3, label=name)
-        if gpu: ax.plot([p[0] for p in gpu], [p[i] for p in gpu], 's', mfc='none', color='k', label='on a GPU')
-        ax.set(xlabel='cumulative training (hours)', ylabel=label, title=f'{title}: validation at q10')
-        ax.grid(alpha=.3); ax.legend()
+def plot_perception_distortion(summary, path=None):
+    "Average PSNR (x) against ST-LPIPS (y) of each model (one line, a point per quality): lower right is better."
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for name in dict.fromkeys(r['model'] for r in summary):
+        pts = [r for r in summary if r['model'] == name]
+        ax.plot([r['psnr'] for r in pts], [r['stlpips'] for r in pts], 'o' + (':' if name == 'jpeg' else '-'),
+                label='JPEG input' if name == 'jpeg' else name)
+        for r in pts:
+            label = 'clean' if r['quality'] == 'clean' else f"q{r['quality']}"  # an SR input left uncompressed
+            ax.annotate(label, (r['psnr'], r['stlpips']), xytext=(4, 4), textcoords='offset points',
+                        fontsize=8)
+    ax.set(xlabel='PSNR (dB), higher is better →', ylabel='ST-LPIPS, lower is better ↓',
+           title='Perception-distortion: lower right is better')
+    ax.grid(alpha=.3); ax.legend()
     fig.tight_layout()
-    return _save(fig, path) if path else fig
+    return save_figure(fig, path) if path else fig
 
 
 def to_display(a: np.ndarray) -> np.ndarray:
@@ -107,7 +104,9 @@ def most_changed_crop(before, after, frac=0.25):
 
 def plot_before_after(before, after, crop=None, compare=True, figsize=(14, 7), path=None, title=None):
     """DeOldify-style comparison: before | after on top, the same zoomed crop of each below (the area the
-    restoration changed most unless `crop`=(y, x, size) is given); `compare=False` shows `after` alone."""
+    restoration changed most unless `crop`=(y, x, size) is given); `compare=False` shows `after` alone.
+    Returns the figure, open (`plt.show()` shows it; in a notebook, `fig = ...` shows it once); `path` also
+    saves it there."""
     before, after = to_display(before), to_display(after)
     crop = crop or most_changed_crop(before, after)
     images = [('before', before), ('after', after)] if compare else [('after', after)]
@@ -123,6 +122,5 @@ def plot_before_after(before, after, crop=None, compare=True, figsize=(14, 7), p
         for ax in axs[:, c]: ax.set_axis_off()
     if title: fig.suptitle(title)
     fig.tight_layout()
-    if path: return _save(fig, path)
-    plt.close(fig)  # returned, so Jupyter shows it once (from the return value), not twice
+    if path: save_figure(fig, path, close=False)
     return fig

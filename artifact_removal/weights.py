@@ -9,9 +9,10 @@ import torch
 from safetensors.torch import load_file, safe_open, save_file
 
 from .files import atomic_path
-from .models import create_generator
+from .models import check_arch, create_generator
 
-__all__ = ['save_generator', 'load_generator', 'read_metadata', 'read_generator_state']
+__all__ = ['save_generator', 'load_generator', 'load_model', 'weights_path', 'default_model_for', 'read_metadata',
+           'read_generator_state']
 
 
 def save_generator(model, path, arch, half=True, **metadata) -> Path:
@@ -29,14 +30,51 @@ def read_metadata(path) -> dict:
 
 
 def load_generator(path, device='cpu'):
-    "The generator stored in the safetensors file `path`, in fp32 and eval mode."
+    """The generator stored in the safetensors file `path`, in fp32 and eval mode: the architecture its metadata
+    names (older names resolved), quality-aware when the file holds the quality layers. Any file that is not
+    such weights raises a ValueError naming it."""
     path = Path(path)
-    try: meta = read_metadata(path)
-    except Exception as e: raise ValueError(f'{path}: not a weights file ({e})') from None
+    try:
+        meta = read_metadata(path)
+        sd = {k: v.float() for k, v in load_file(str(path)).items()}
+    except FileNotFoundError: raise FileNotFoundError(f'{path}: no such weights file') from None
+    except Exception as e: raise ValueError(f'{path}: not a weights file ({type(e).__name__}: {e})') from None
     if 'arch' not in meta: raise ValueError(f'{path}: weights file has no architecture in its metadata')
-    model = create_generator(meta['arch'])
-    model.load_state_dict({k: v.float() for k, v in load_file(str(path)).items()})
+    try: arch = check_arch(meta['arch'])
+    except ValueError as e: raise ValueError(f'{path}: {e}') from None
+    model = create_generator(arch, quality_aware=any(k.startswith('film.') for k in sd))
+    try: model.load_state_dict(sd)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise ValueError(f'{path}: the weights do not fit the {arch} generator ({first})') from None
     return model.to(device).eval()
+
+
+def weights_path(model):
+    "The weights file `model` names: a registry name ('default' included) or a path; None for an nn.Module."
+    if isinstance(model, torch.nn.Module): return None
+    from .registry import default_model, model_path
+    name = default_model() if model == 'default' else str(model)
+    return Path(name) if name.endswith('.safetensors') or Path(name).is_file() else model_path(name)
+
+
+def default_model_for(scale=None) -> str:
+    """The registry's model for 'default' at `scale`: the default model (None or 1), else 'sr<scale>' (e.g. 'sr2'), or the
+    first registered model whose architecture upscales by `scale`."""
+    from .models import GENERATOR_CONFIGS
+    from .registry import default_model, get_model_info, list_models
+    if scale in (None, 1): return default_model()
+    scale_of = lambda name: GENERATOR_CONFIGS.get(check_arch(get_model_info(name).arch), {}).get('scale', 1)
+    named = [f'sr{scale}'] if f'sr{scale}' in list_models() else []
+    found = named + [m for m in list_models() if m not in named and scale_of(m) == scale]
+    if not found: raise ValueError(f'no x{scale} model is registered; pass the weights file of one')
+    return found[0]
+
+
+def load_model(model='default', device='cpu') -> torch.nn.Module:
+    "A generator in eval mode on `device` from a registry name, a weights file, or an nn.Module (used as it is)."
+    if isinstance(model, torch.nn.Module): return model.to(device).eval()
+    return load_generator(weights_path(model), device)
 
 
 def read_generator_state(path) -> dict:

@@ -19,7 +19,7 @@ from fastai.callback.core import Callback, CancelFitException
 
 from artifact_removal.data import get_critic_dls
 from artifact_removal.models import create_critic
-from artifact_removal.nogan import critic_learner
+from artifact_removal.learner import critic_learner
 
 
 class StepLog(Callback):
@@ -51,7 +51,7 @@ def main():
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--size', type=int, default=64)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', default='docs')
+    p.add_argument('--out', default='docs/benchmarks')
     a = p.parse_args()
     dls = get_critic_dls(a.critic_data, size=a.size, bs=32, seed=a.seed, num_workers=0)
     results = [run(dls, g, a.steps, a.lr, a.seed) for g in a.gains]

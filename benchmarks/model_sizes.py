@@ -1,4 +1,4 @@
-"""Parameters and GFLOPs of one 1080p frame for every generator config; writes docs/models.md.
+"""Parameters and GFLOPs of one 1080p frame for every generator config; writes docs/benchmarks/models.md.
 
     python benchmarks/model_sizes.py
 """
@@ -8,7 +8,7 @@ from pathlib import Path
 from artifact_removal.models import GENERATOR_CONFIGS, count_params, create_critic, create_generator, gflops
 
 
-def main(out='docs/models.md'):
+def main(out='docs/benchmarks/models.md'):
     rows = []
     for name, cfg in GENERATOR_CONFIGS.items():
         g = create_generator(name)

@@ -39,6 +39,13 @@ def test_models_and_onnx_commands(tmp_path, capsys):
     assert main(['models', 'download', 'nope']) == 2 and 'unknown model' in capsys.readouterr().err
     assert main(['export-onnx', '-o', str(tmp_path / 'm.onnx')]) == 0
     assert (tmp_path / 'm.onnx').stat().st_size > 1e6 and 'checked against PyTorch' in capsys.readouterr().out
+    import numpy as np
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(tmp_path / 'm.onnx'))
+    x = np.zeros((1, 3, 64, 64), np.float32); x[..., ::2, :] = 1  # stripes of black and white: overshoot at edges
+    feed = {'image': x, **({'quality': np.full((1, 1), 10, np.float32)} if len(sess.get_inputs()) > 1 else {})}
+    y = sess.run(None, feed)[0]
+    assert y.min() >= 0 and y.max() <= 1  # the graph clips, as stored images are
 
 
 def test_eval_command(data_dir, tmp_path, capsys):
@@ -51,3 +58,16 @@ def test_eval_command(data_dir, tmp_path, capsys):
     from artifact_removal.registry import default_model
     assert '| jpeg | 10 |' in out and f'| {default_model()} | 10 |' in out
     assert (tmp_path / 'ev' / 'summary.md').exists() and (tmp_path / 'ev' / 'perception_distortion.png').exists()
+
+
+def test_demo_command(data_dir, tmp_path, capsys):
+    "The README's first command: a photo saved at quality 15, restored, and drawn before/after, in a folder of its own."
+    from PIL import Image
+    from artifact_removal.cli import main
+    Image.open(sorted((data_dir / 'valid').glob('*.jpg'))[0]).convert('RGB').crop((0, 0, 160, 128)).save(tmp_path / 'p.png')
+    assert main(['demo', str(tmp_path / 'p.png'), '-o', str(tmp_path / 'demo')]) == 0
+    out = capsys.readouterr().out
+    assert 'quality 15' in out and 'open it' in out
+    with Image.open(tmp_path / 'demo' / 'input_q15.jpg') as im: assert im.format == 'JPEG' and im.size == (160, 128)
+    assert Image.open(tmp_path / 'demo' / 'restored.png').size == (160, 128)
+    assert (tmp_path / 'demo' / 'before_after.png').stat().st_size > 10_000

@@ -3,17 +3,22 @@ import pytest
 import torch
 from PIL import Image
 
-from artifact_removal.data import ImageReadError, get_pair_dls
+from artifact_removal.data import get_pair_dls
+from artifact_removal.image_io import ImageReadError
 
 
 def test_pair_batches(mini_train, mini_valid):
+    from artifact_removal.data import patches_per_image
     dls = get_pair_dls(mini_train, mini_valid, size=48, bs=4, n_patches=2, num_workers=0, seed=0)
-    x, y = dls.one_batch()
-    assert x.shape == y.shape == (4, 3, 48, 48)
+    x, q, y = dls.one_batch()
+    assert x.shape == y.shape == (4, 3, 48, 48) and q.shape == (4,) and dls.n_inp == 2
     assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1 and 0 <= y.min() and y.max() <= 1
+    assert ((1 <= q) & (q <= 100)).all()
     assert (x - y).abs().mean() > 0  # the input is damaged, the target is not
-    xv, yv = dls.valid.one_batch()
-    assert xv.shape[-1] == 96 and len(dls.train_ds) == 12 and len(dls.valid_ds) == 3
+    xv, qv, yv = dls.valid.one_batch()
+    # five BSDS photos at 2 patches each, the 1024x768 Sun-Hays photo at 2 x sqrt(5.1) = 5
+    assert patches_per_image([np.zeros((321, 481)), np.zeros((768, 1024))], 2) == [2, 5]
+    assert xv.shape[-1] == 96 and len(dls.train_ds) == 15 and len(dls.valid_ds) == 3
     assert (xv - yv).abs().mean() > 1 / 255  # validation inputs are damaged too...
     assert torch.equal(dls.valid.one_batch()[0], xv)  # ...the same way every epoch
 
@@ -31,9 +36,13 @@ def test_critic_labels_clean_as_real(tmp_path):
 
 
 def test_show_batch(mini_train, mini_valid):
+    "Pairs side by side: each input titled with the quality it was compressed at, then its target."
     import matplotlib.pyplot as plt
-    dls = get_pair_dls(mini_train, mini_valid, size=32, bs=4, n_patches=1, num_workers=0)
+    dls = get_pair_dls(mini_train, mini_valid, size=32, bs=4, n_patches=1, num_workers=0, seed=0)
+    _, q, _ = dls.one_batch()
     dls.show_batch(max_n=2)
+    titles = [ax.get_title() for ax in plt.gcf().axes]
+    assert len(titles) == 4 and titles[1::2] == ['target', 'target'] and all(t.startswith('input q') for t in titles[::2])
     plt.close('all')
 
 

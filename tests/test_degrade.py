@@ -13,11 +13,22 @@ def img(data_dir):
 
 def test_reproducible_under_seed(img):
     deg = JPEGDegradation(p_double=0.5)
-    a = [np.asarray(deg(img, np.random.default_rng(7))) for _ in range(2)]
-    b = np.asarray(deg(img, np.random.default_rng(8)))
-    assert np.array_equal(a[0], a[1])
-    outs = {np.asarray(deg(img, np.random.default_rng(s))).tobytes() for s in range(6)}
-    assert len(outs) > 1 and b.shape == a[0].shape
+    a = [deg(img, np.random.default_rng(7)) for _ in range(2)]
+    b = np.asarray(deg(img, np.random.default_rng(8))[0])
+    assert np.array_equal(np.asarray(a[0][0]), np.asarray(a[1][0])) and a[0][1] == a[1][1]
+    outs = {np.asarray(deg(img, np.random.default_rng(s))[0]).tobytes() for s in range(6)}
+    assert len(outs) > 1 and b.shape == np.asarray(a[0][0]).shape
+
+
+def test_quality_label_is_the_damage_applied(img):
+    "One compression: its quality; double compression: the lower of the two; untouched: 100."
+    for seed in range(12):
+        out, q = JPEGDegradation(p_double=0.0, p_clean=0.0)(img, np.random.default_rng(seed))
+        assert np.array_equal(np.asarray(out), np.asarray(jpeg_compress(img, q, '4:4:4'))) or \
+            np.array_equal(np.asarray(out), np.asarray(jpeg_compress(img, q, '4:2:0')))
+    labels = [JPEGDegradation(p_double=1.0, p_clean=0.0, quality=(60, 60))(img, np.random.default_rng(s))[1] for s in range(3)]
+    assert labels == [60, 60, 60]
+    assert JPEGDegradation(p_clean=1.0)(img)[1] == 100
 
 
 def test_damage_grows_as_quality_falls(img):
@@ -40,7 +51,7 @@ def test_gray_stays_gray_and_sizes_kept(img):
 
 
 def test_clean_share_and_quality_bias(img):
-    assert JPEGDegradation(p_clean=1.0)(img, np.random.default_rng(0)) is img
+    assert JPEGDegradation(p_clean=1.0)(img, np.random.default_rng(0))[0] is img
     rng = np.random.default_rng(0)
     qs = [sample_quality(rng, 5, 95, 2.0) for _ in range(2000)]
     assert min(qs) >= 5 and max(qs) <= 95 and np.median(qs) < 40

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from artifact_removal.ema import ModelEMA, WeightAverage
+from artifact_removal.callbacks import ModelEMA, WeightAverage
 
 
 def _set(model, value):

@@ -82,7 +82,7 @@ def test_identity_model_scores_as_the_input_and_files_are_written(color_set, ide
     assert [(s['model'], s['quality']) for s in summary] == [('jpeg', '10'), (identity.name, '10'),
                                                            ('jpeg', '40'), (identity.name, '40')]
     md = (tmp_path / 'summary.md').read_text().splitlines()
-    assert md[0] == '| model | quality | PSNR | SSIM | PSNR-B | ST-LPIPS |' and len(md) == 2 + 4
+    assert md[0] == '| model | quality | PSNR | SSIM | PSNR-B | ST-LPIPS | luma grid | chroma grid |' and len(md) == 2 + 4
     assert md[2].startswith('| jpeg | 10 |') and md[3].startswith(f'| {identity.name} | 10 |')
     assert md[2].split('|')[3:] == md[3].split('|')[3:]  # the identity's numbers are the input's
     for png in ('perception_distortion.png', 'crops.png'): assert (tmp_path / png).stat().st_size > 1000
@@ -113,3 +113,18 @@ def test_models_need_distinct_names(color_set, identity):
     with pytest.raises(ValueError, match='distinct names'): evaluate([identity, identity], color_set, (10,))
     for qualities in ((0,), ()):
         with pytest.raises(ValueError, match='qualities'): evaluate([], color_set, qualities)
+
+
+def test_quality_readings_scores_the_estimate_of_each_encoding():
+    "Each image reaches the estimate encoded at each quality (then as it is), and the rows score what it read."
+    import numpy as np
+    from artifact_removal.evaluate import opencv_jpeg_rgb, quality_readings
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(2)]
+    seen = []
+    def estimate(a): seen.append(a); return 50 if len(seen) % 2 else 70
+    rows = quality_readings(estimate, images, qualities=(10, 90))
+    assert [r['quality'] for r in rows] == [10, 90, 'clean']
+    assert np.array_equal(seen[0], opencv_jpeg_rgb(images[0], 10)) and np.array_equal(seen[5], images[1])
+    assert [r['mean estimate'] for r in rows] == [60, 60, 60]
+    assert [r['mean abs error'] for r in rows] == [50, 30, 40] and [r['worst'] for r in rows] == [60, 40, 50]

@@ -6,11 +6,12 @@ from artifact_removal.losses import CombinedLoss, PerceptualLoss, create_loss
 from artifact_removal.metrics import STLPIPS, psnr, psnr_b, ssim
 
 
-def test_calibration_live1_color_q10(data_dir):
+@pytest.mark.slow
+def test_calibration_live1_color_q10(shared_data):
     "The JPEG input on LIVE1 color at q10 scores as FBCNN publishes: 25.69 dB, 0.7433, 24.20 dB."
     from artifact_removal.evaluate import opencv_jpeg, read_reference  # the protocol `eval` uses
     p, s, b = [], [], []
-    for f in sorted((data_dir / 'test' / 'live1_color').glob('*.png')):
+    for f in sorted((shared_data / 'test' / 'live1_color').glob('*.png')):
         bgr = read_reference(f)
         ref, img = bgr[..., ::-1], opencv_jpeg(bgr, 10)[..., ::-1]
         p.append(psnr(ref, img)); s.append(ssim(ref, img)); b.append(psnr_b(ref, img))
@@ -41,6 +42,21 @@ def test_losses_combine():
     parts = {k: float(t) for k, t in loss.parts.items()}
     assert float(v) == pytest.approx(parts['l1'] + 0.5 * parts['ssim'], rel=1e-5) and x.grad is not None
     with pytest.raises(ValueError, match='unknown loss'): create_loss('l7')
+
+
+def test_psnr_loss_weighs_every_image_by_its_db():
+    "Minus the mean PSNR; an image 10x closer to its target pulls as hard on its own pixels, relative to its error."
+    from artifact_removal.losses import PSNRLoss
+    y = torch.rand(2, 3, 32, 32)
+    noise = torch.randn(2, 3, 32, 32) * torch.tensor([0.1, 0.01])[:, None, None, None]
+    x = (y + noise).requires_grad_()
+    v = PSNRLoss(eps=0)(x, y)
+    v.backward()
+    mse = (noise ** 2).mean((1, 2, 3))
+    assert float(v) == pytest.approx(float((10 * torch.log10(mse)).mean()), rel=1e-5)
+    pull = x.grad.abs().mean((1, 2, 3)) / noise.abs().mean((1, 2, 3))
+    assert float(pull[1] / pull[0]) == pytest.approx(100, rel=0.1)  # L1 would pull both the same, MSE 100x less
+    assert PSNRLoss()(y, y) == pytest.approx(10 * np.log10((0.5 / 255) ** 2))
 
 
 def test_perceptual_loss_on_unit_range():

@@ -3,14 +3,16 @@ harmless at q95 (a few images)."""
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # whole-model runs: CI runs them, the quick command skips them
+
 from artifact_removal.evaluate import blind_check, evaluate
 
 
 @pytest.fixture(scope='module')
-def live1_crops(data_dir, tmp_path_factory):
+def live1_crops(shared_data, tmp_path_factory):
     "Four LIVE1 color images cropped to 256x256 (the test set: only scored, never trained or chosen on)."
     d = tmp_path_factory.mktemp('live1')
-    for f in sorted((data_dir / 'test' / 'live1_color').glob('*.png'))[:4]:
+    for f in sorted((shared_data / 'test' / 'live1_color').glob('*.png'))[:4]:
         Image.open(f).convert('RGB').crop((0, 0, 256, 256)).save(d / f.name)
     return d
 

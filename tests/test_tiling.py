@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from artifact_removal.models import create_generator
-from artifact_removal.tiling import choose_tile_size, run_tiled, tile_spans
+from artifact_removal.tiling import arrays_to_batch, choose_tile_size, run_tiled, tile_spans
 
 
 def test_spans_cover_on_grid():
@@ -34,3 +34,12 @@ def test_tiled_matches_whole_within_one_level(dtype):
     assert whole.dtype == tiled.dtype == dtype and whole.shape == img.shape
     assert np.abs(whole.astype(np.float64) - img).max() / scale > 10 / 255  # the network does change the image
     assert np.abs(whole.astype(np.float64) - tiled.astype(np.float64)).max() / scale <= 1 / 255
+
+
+def test_read_only_arrays_convert_without_a_warning():
+    "A decoded PIL image is read-only memory: converting it must not show users torch's non-writable warning."
+    import warnings
+    a = np.zeros((8, 8, 3), np.uint8); a.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert arrays_to_batch([a]).shape == (1, 3, 8, 8)

@@ -11,6 +11,7 @@ av = pytest.importorskip('av')
 from artifact_removal.models import create_generator
 from artifact_removal.restore import Restorer
 from artifact_removal.video import restore_video, video_info
+from artifact_removal.yuv import to_rgb
 
 W, H, N, FPS = 64, 48, 12, 24
 
@@ -51,7 +52,7 @@ def decoded(path):
     "(times in seconds, RGB frames, rotation) of the video stream."
     with av.open(str(path)) as c:
         frames = list(c.decode(video=0))
-    return [float(f.pts * f.time_base) for f in frames], [f.to_ndarray(format='rgb24') for f in frames], frames[0].rotation
+    return [float(f.pts * f.time_base) for f in frames], [to_rgb(f) for f in frames], frames[0].rotation
 
 
 def audio_packets(path):
@@ -125,7 +126,7 @@ def test_odd_size_rotation_and_other_codec(tmp_path, identity):
 def test_failure_leaves_no_file(tmp_path, identity, monkeypatch, error, at):
     "A crash or Ctrl-C on batch `at` (at 3, four frames and some sound were already written) leaves nothing."
     calls = []
-    def restore_arrays(arrays, strength=1.0, tile=None):
+    def restore_arrays(arrays, strength=1.0, tile=None, qualities=None):
         calls.append(len(arrays))
         if len(calls) == at: raise error
         return arrays
@@ -174,7 +175,8 @@ def test_folder_of_frames(tmp_path, identity):
     info = video_info(dst)
     assert (info['frames'], info['fps'], info['width'], info['height'], info['audio']) == (10, 10, W, H, [])
     assert mean_diff([_picture(i) for i in range(10)], decoded(dst)[1]) < 3
-    restore_video(frames, tmp_path / 'restored', model=identity, progress=False)  # a folder of PNG frames
+    # a folder of PNG frames; frame by frame, the identity gives them back exactly (the temporal filter would blend)
+    restore_video(frames, tmp_path / 'restored', model=identity, progress=False, temporal=False)
     assert sorted(p.name for p in (tmp_path / 'restored').iterdir()) == [f'{i:03d}.png' for i in range(10)]
     assert np.array_equal(np.asarray(Image.open(tmp_path / 'restored' / '004.png')), _picture(4))
     Image.fromarray(_picture(0, 32, 32)).save(frames / '100.png')
@@ -203,3 +205,23 @@ def test_video_command(tmp_path, capsys):
     assert 'out.mp4' in capsys.readouterr().out
     assert video_info(tmp_path / 'out.mp4')['frames'] == video_info(src)['frames']
     assert main(['video', str(src), str(src)]) == 2 and 'in.mp4' in capsys.readouterr().err
+
+
+def test_video_command_temporal_options(tmp_path, capsys):
+    "--no-temporal is restore_video(temporal=False), --temporal-weight a TemporalBlend of that weight."
+    from artifact_removal.cli import main
+    from artifact_removal.temporal import TemporalBlend
+    src = make_clip(tmp_path / 'in.mp4')
+    runs = {'plain': (['--no-temporal'], False), 'steady': (['--temporal-weight', '0.8'], TemporalBlend(weight=0.8))}
+    for name, (flags, temporal) in runs.items():
+        assert main(['video', str(src), str(tmp_path / f'cli_{name}')] + flags) == 0
+        restore_video(src, tmp_path / f'api_{name}', temporal=temporal, progress=False)
+    frames = {d.name: [np.asarray(Image.open(f)) for f in sorted(d.glob('*.png'))] for d in tmp_path.glob('*_*')}
+    for name in runs:
+        assert len(frames[f'cli_{name}']) == N and all(map(np.array_equal, frames[f'cli_{name}'], frames[f'api_{name}']))
+    assert max(np.abs(a.astype(int) - b).max() for a, b in zip(frames['cli_plain'], frames['cli_steady'])) > 0
+    assert main(['video', str(src), str(tmp_path / 'bad'), '--temporal-weight', '1.5']) == 2
+    assert 'weight' in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: the two flags contradict each other
+        main(['video', str(src), str(tmp_path / 'bad'), '--no-temporal', '--temporal-weight', '0.3'])
+    assert 'not allowed with' in capsys.readouterr().err and not (tmp_path / 'bad').exists()
