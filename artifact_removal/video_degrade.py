@@ -4,8 +4,9 @@ files come from (x264, x265 and FFmpeg's own MPEG encoders, through PyAV).
 A clip is a list of HxWx3 uint8 RGB frames of one even size. `codec_compress(frames, CodecSettings(...))` encodes
 it in memory as 4:2:0 video (I, P and B frames, the encoder's in-loop deblocking as it applies it) and decodes it
 again: the same number of frames back, in display order. Frames go to and from YUV through `yuv` (accurate chroma
-resampling), so what differs from the clip as a 4:2:0 video shows it (`yuv.as_420`) is the codec's damage alone. The encoders run on one thread, so the same frames and
-settings give the same frames back bit for bit; `VideoDegradation` draws random settings from a
+resampling), so what differs from the clip as a 4:2:0 video shows it (`yuv.as_420`) is the codec's damage alone.
+The encoders run on one thread (and x264 CPU-independent), so the same frames and settings give the same frames
+back bit for bit; `VideoDegradation` draws random settings from a
 `numpy.random.Generator`, so a seed reproduces a sample exactly (as `degrade.JPEGDegradation` does for JPEG).
 """
 import io
@@ -55,9 +56,11 @@ class CodecSettings:
         return f'{self.codec} {rate}' + (f' {self.preset}' if self.codec in _X26X and self.preset != 'medium' else '')
 
     def options(self) -> dict:
-        "The encoder's AVOptions: rate control and preset, one thread (reproducible), x265 quiet."
+        """The encoder's AVOptions: rate control and preset, one thread, x265 quiet. x264 also runs its
+        macroblock-tree step in plain C (`cpu-independent`): its SIMD versions gave other frames on a second
+        encode of the same clip, late in a long process, and other CPUs would round it otherwise too."""
         if self.codec == 'h264':
-            return {'preset': self.preset, 'threads': '1', **({'crf': f'{self.crf:g}'} if self.crf is not None
+            return {'preset': self.preset, 'threads': '1', 'x264-params': 'cpu-independent=1', **({'crf': f'{self.crf:g}'} if self.crf is not None
                                                               else {'qp': str(self.qp)})}
         if self.codec == 'h265':
             rate = f'crf={self.crf:g}' if self.crf is not None else f'qp={self.qp}'
