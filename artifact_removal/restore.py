@@ -68,7 +68,8 @@ class Restorer:
     `context`: pixels each tile sees beyond its core on every side (192 keeps tiled within 1/255 of whole).
     `precision`: 'fp32', or 'bf16'/'fp16' autocast, checked for non-finite values and redone in fp32 if any appear;
     'auto' (`precision.choose_precision`): fp16 on CUDA, bf16 on a CPU with native bf16 (AVX512-BF16, AMX), fp32
-    elsewhere. `batch_size`: same-size images (video frames) run together when untiled.
+    elsewhere. `batch_size`: same-size images (video frames) run together when untiled (fewer when the memory
+    budget holds fewer).
     `backend`: 'auto' runs fp32 on the CPU with onnxruntime when it is installed (faster there than PyTorch, even
     in bf16), else PyTorch (bf16 needs it); 'torch' or 'onnx' (fp32 only) force one. `threads`: CPU threads of
     onnxruntime's session, and of PyTorch (process-wide), for a restorer that shares its machine (one per worker
@@ -132,14 +133,25 @@ class Restorer:
         color = a[..., :a.shape[2] - 1] if a.shape[2] in (2, 4) else a
         return float(self.model.estimate_quality(arrays_to_batch([color]).to(self.device))[0])
 
+    def _budgets(self) -> tuple:
+        "(bytes for whole images, bytes for one tile, activation bytes per input pixel) on this restorer."
+        whole, per_tile = (b * (2 if self.precision == 'fp16' else 1) for b in _memory_budgets(self.device))
+        return whole, per_tile, getattr(self.model, 'bytes_per_pixel', BYTES_PER_PIXEL)[self.backend]
+
     def tile_size(self, h, w, tile=None):
         "The tile for an h x w image: `tile` or the restorer's setting, or 0 when it fits the memory budget."
         tile = self.tile if tile is None else tile
         if tile is not None: return tile
-        whole, per_tile = (b * (2 if self.precision == 'fp16' else 1) for b in _memory_budgets(self.device))
-        bpp = getattr(self.model, 'bytes_per_pixel', BYTES_PER_PIXEL)[self.backend]
+        whole, per_tile, bpp = self._budgets()
         if (h + 32) * (w + 32) * bpp <= whole: return 0
         return choose_tile_size(bpp, per_tile, self.context)
+
+    def batch_limit(self, h, w, tile=None) -> int:
+        """How many untiled h x w images run together: `batch_size`, or fewer when sized automatically and the
+        whole-image budget holds fewer (four 1080p frames at once took 8 GiB and ran 5 times slower per pixel)."""
+        if (self.tile if tile is None else tile) is not None: return self.batch_size
+        whole, _, bpp = self._budgets()
+        return max(1, min(self.batch_size, int(whole // ((h + 32) * (w + 32) * bpp))))
 
     def restore_array(self, a: np.ndarray, strength=1.0, tile=None, quality=None) -> np.ndarray:
         """Restore an HxW or HxWxC array (C: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA; uint8, uint16 or float in
@@ -173,9 +185,9 @@ class Restorer:
         while i < len(arrays):
             a = arrays[i]
             t = self.tile_size(*a.shape[:2], tile)
-            n = 1
+            n, limit = 1, self.batch_limit(*a.shape[:2], tile)
             if t == 0:
-                while (n < self.batch_size and i + n < len(arrays) and arrays[i + n].shape == a.shape
+                while (n < limit and i + n < len(arrays) and arrays[i + n].shape == a.shape
                        and arrays[i + n].dtype == a.dtype): n += 1
             out += self._restore_group(arrays[i:i + n], strength, t, qualities[i:i + n])
             i += n

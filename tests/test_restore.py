@@ -8,6 +8,7 @@ from PIL import Image
 
 from artifact_removal import Restorer, restore_image
 from artifact_removal.image_io import ImageReadError
+from artifact_removal.models import create_generator
 from artifact_removal.restore import get_restorer
 
 
@@ -177,3 +178,22 @@ def test_onnx_and_torch_backends_agree(photo):
     for x in (a, a[..., 1]):
         assert np.abs(on.restore_array(x).astype(int) - pt.restore_array(x)).max() <= 1
     with pytest.raises(ValueError, match='backend'): Restorer(backend='tensorrt')
+
+
+def test_frames_batch_only_as_many_as_the_memory_budget_holds(monkeypatch):
+    "Untiled same-size frames run batch_size at a time, fewer where the whole-image budget holds fewer."
+    import artifact_removal.restore as restore_module
+    r = Restorer(create_generator('mobilenetv3_small_100'), device='cpu', batch_size=4, backend='torch')
+    frames = [np.full((64, 96, 3), 40 * i, np.uint8) for i in range(5)]
+    one = (64 + 32) * (96 + 32) * r._budgets()[2]
+    groups = []
+    spy = Restorer._restore_group
+    monkeypatch.setattr(Restorer, '_restore_group', lambda self, a, *rest: groups.append(len(a)) or spy(self, a, *rest))
+    for budget, expected in [(2.5 * one, [2, 2, 1]), (100 * one, [4, 1]), (one, [1] * 5)]:
+        monkeypatch.setattr(restore_module, '_memory_budgets', lambda device, b=budget: (int(b), int(b)))
+        groups.clear()
+        out = r.restore_arrays(frames)
+        assert groups == expected and len(out) == 5
+    groups.clear()
+    r.restore_arrays(frames, tile=0)  # whole images asked for: batch_size, whatever the budget
+    assert groups == [4, 1]
