@@ -9,6 +9,7 @@ rounds, medians kept).
 """
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -43,6 +44,7 @@ def main():
     p.add_argument('--repeat', type=int, default=2)
     p.add_argument('--out', default='docs/benchmarks/video/speed.md')
     a = p.parse_args()
+    load_before = os.getloadavg()[0]
     restorer = Restorer(a.model, a.device, batch_size=4)
     photo = load_image(a.photo)
     rows = []
@@ -65,7 +67,8 @@ def main():
         print(label, {k: round(v, 3) for k, v in fps.items()}, flush=True)
     lines = [f'Made by `python benchmarks/video_speed.py --model {a.model}` on {platform.machine()} (Restorer '
              f'backend {restorer.backend}, device {restorer.device}): frames per second, median of {a.repeat} '
-             'interleaved rounds; the ratio is to the model alone at the same size in the same run.', '',
+             'interleaved rounds; the ratio is to the model alone at the same size in the same run. Load average '
+             f'{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} cores.', '',
              '| size | what | fps | ratio to the model alone |', '|---|---|---:|---:|']
     lines += [f"| {r['size']} | {r['what']} | {r['fps']:.2f} | {r['ratio']:.2f} |" for r in rows]
     out = Path(a.out)
