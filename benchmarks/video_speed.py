@@ -1,7 +1,7 @@
 """Frames per second of video restoration at 480p and 1080p: the model alone, the temporal filter alone, and
 `restore_video` end to end (decode, restore, filter, encode) with and without the filter.
 
-    python benchmarks/video_speed.py --model video --out docs/benchmarks/video/speed.md
+    python benchmarks/video_speed.py [--model NAME] --out docs/benchmarks/video/speed.md
 
 On a shared machine absolute speeds drift with the load, so every figure is also given as a ratio to the model
 alone at the same size, measured in the same run (interleaved: model, filter, pipeline, then again, `--repeat`
