@@ -185,8 +185,9 @@ class Restorer:
         while i < len(arrays):
             a = arrays[i]
             t = self.tile_size(*a.shape[:2], tile)
-            n, limit = 1, self.batch_limit(*a.shape[:2], tile)
+            n = 1
             if t == 0:
+                limit = self.batch_limit(*a.shape[:2], tile)
                 while (n < limit and i + n < len(arrays) and arrays[i + n].shape == a.shape
                        and arrays[i + n].dtype == a.dtype): n += 1
             out += self._restore_group(arrays[i:i + n], strength, t, qualities[i:i + n])
