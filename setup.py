@@ -29,7 +29,7 @@ setup(
     python_requires='>=3.10',
     # the core restores images (PyTorch; the model is fastai's DynamicUnet on a timm encoder); the rest is extras
     install_requires=['torch>=2.1', 'torchvision', 'fastai>=2.7.14', 'timm>=0.9', 'pillow>=9', 'numpy', 'safetensors',
-                      'matplotlib'],
+                      'matplotlib', 'psutil'],
     extras_require=EXTRAS,
     entry_points={'console_scripts': ['artifact-removal=artifact_removal.cli:main']},
 )

@@ -197,7 +197,7 @@ def _eval_quality(text):
 def _restore_options(p):
     p.add_argument('--model', default='default', help='registry name (see `models list`) or .safetensors file')
     p.add_argument('--strength', type=float, default=1.0, help='0 keeps the input, 1 is the full restoration')
-    p.add_argument('--tile', type=int, default=None, help='tile size in px; 0 = whole image; default: from free memory')
+    p.add_argument('--tile', type=int, default=None, help='tile size in px; 0 = whole image; default: from available memory')
     p.add_argument('--device', default=None, help='cpu, cuda, mps (default: the best available)')
     p.add_argument('--overwrite', action='store_true', help='allow writing over an input file')
     p.add_argument('--quality', type=int, default=None, help='JPEG quality (1-100) the input was compressed at, for '

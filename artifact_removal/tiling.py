@@ -23,9 +23,11 @@ def tile_spans(length, tile, align=32):
 
 
 def choose_tile_size(bytes_per_pixel, budget_bytes, context=64, align=32, largest=4096):
-    "The largest core size whose tile (core plus context on both sides) fits `budget_bytes` of activations."
+    """The largest core size whose tile (core plus context on both sides) fits `budget_bytes` of activations, and
+    at least twice the context: a smaller core spends most of its run on context (a 32-px core in 64 px of context
+    runs 25 times the pixels it returns)."""
     side = int(math.sqrt(max(budget_bytes, 1) / max(bytes_per_pixel, 1e-9))) - 2 * context
-    return int(min(largest, max(align, side // align * align)))
+    return int(min(largest, max(-(-2 * context // align) * align, side // align * align)))
 
 
 def _scale(dtype): return float(np.iinfo(dtype).max) if np.dtype(dtype).kind in 'ui' else 1.0

@@ -180,6 +180,20 @@ def test_onnx_and_torch_backends_agree(photo):
     with pytest.raises(ValueError, match='backend'): Restorer(backend='tensorrt')
 
 
+def test_memory_budget_counts_the_page_cache_as_available(monkeypatch):
+    """A machine up for a while keeps most of its RAM as page cache: free pages are few, available memory is
+    plenty. The budget follows what is available, so a 1080p frame still runs whole."""
+    from collections import namedtuple
+    import artifact_removal.restore as restore_module
+    Memory = namedtuple('Memory', 'total available free')
+    monkeypatch.setattr(restore_module.psutil, 'virtual_memory', lambda: Memory(24 << 30, 16 << 30, 256 << 20))
+    monkeypatch.setattr(restore_module.os, 'sysconf', lambda name: {'SC_AVPHYS_PAGES': 65536}.get(name, 4096))
+    r = Restorer(create_generator('mobilenetv3_small_100'), device='cpu', backend='torch')
+    assert r.tile_size(1080, 1920) == 0
+    monkeypatch.setattr(restore_module.psutil, 'virtual_memory', lambda: Memory(24 << 30, 2 << 30, 256 << 20))
+    assert r.tile_size(1080, 1920) > 0  # with little available it tiles
+
+
 def test_frames_batch_only_as_many_as_the_memory_budget_holds(monkeypatch):
     "Untiled same-size frames run batch_size at a time, fewer where the whole-image budget holds fewer."
     import artifact_removal.restore as restore_module

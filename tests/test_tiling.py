@@ -16,6 +16,8 @@ def test_spans_cover_on_grid():
 def test_choose_tile_size():
     assert choose_tile_size(1000, 1e9) % 32 == 0
     assert choose_tile_size(1000, 1e9) > choose_tile_size(1000, 1e8) >= 32
+    # however little memory, a core is at least twice the context: smaller ones run mostly context
+    assert choose_tile_size(1000, 1e6, context=64) == 128 and choose_tile_size(1000, 1e6, context=40) == 96
 
 
 @pytest.mark.parametrize('dtype', [np.uint8, np.uint16, np.float32])
