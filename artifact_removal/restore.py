@@ -50,16 +50,16 @@ def default_device() -> torch.device:
 
 
 def _memory_budgets(device) -> tuple:
-    """Bytes of activations (whole image, one tile). GPU: half / a quarter of free memory. CPU: an image runs
-    whole up to a quarter of the available RAM (4 GiB at most: 1080p frames run whole), larger ones in tiles of at
-    most 600 MiB, which keeps a 50-megapixel photo under 2 GiB in all (docs/benchmarks/speed.md). Available, not
-    free: on a machine up for a while the page cache holds most of the RAM, and sizing from the free pages gave
-    32-px tiles that ran an image 10 times slower."""
+    """Bytes of activations (whole image, one tile). GPU: half / a quarter of free memory. CPU: a quarter of the
+    available RAM, 4 GiB at most, for both: one tile runs at a time, and each tile also computes `context` px on
+    every side, so smaller tiles cost more (a 50 MP photo ran 3 times faster in 4 GiB tiles than in 600 MiB ones;
+    docs/benchmarks/speed.md). Available, not free: on a machine up for a while the page cache holds most of the RAM,
+    and sizing from the free pages gave 32-px tiles that ran an image 10 times slower."""
     if device.type == 'cuda':
         free = torch.cuda.mem_get_info(device)[0]
         return int(free * 0.5), int(free * 0.25)
-    available = psutil.virtual_memory().available
-    return int(min(4 << 30, available * 0.25)), int(min(600 << 20, available * 0.125))
+    budget = int(min(4 << 30, psutil.virtual_memory().available * 0.25))
+    return budget, budget
 
 
 class Restorer:

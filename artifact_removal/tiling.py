@@ -17,9 +17,12 @@ __all__ = ['tile_spans', 'choose_tile_size', 'run_tiled', 'arrays_to_batch', 'ba
 
 
 def tile_spans(length, tile, align=32):
-    "Core spans (start, stop) covering [0, length) with cores of at most `tile` px starting on multiples of `align`."
+    """Core spans (start, stop) covering [0, length) with cores of at most `tile` px starting on multiples of `align`,
+    as few as can be and of nearly equal size: every window is computed whole, so a thin last core would cost a
+    full window."""
     tile = max(align, tile // align * align)
-    return [(s, min(s + tile, length)) for s in range(0, length, tile)]
+    core = -(-length // -(-length // tile) // align) * align if length > tile else tile
+    return [(s, min(s + core, length)) for s in range(0, length, core)]
 
 
 def choose_tile_size(bytes_per_pixel, budget_bytes, context=64, align=32, largest=4096):
@@ -74,9 +77,10 @@ def run_tiled(fn, image: np.ndarray, tile=0, context=64, align=32, scale=1):
     hp, wp = h + -h % align, w + -w % align  # tiles cover the image padded to the grid, as the network pads it
     context, s = -(-context // align) * align, scale
     out = np.empty((h * s, w * s, *image.shape[2:]), image.dtype)
-    win_h, win_w = min(hp, tile + 2 * context), min(wp, tile + 2 * context)
-    for y0, y1 in tile_spans(hp, tile, align):
-        for x0, x1 in tile_spans(wp, tile, align):
+    rows, cols = tile_spans(hp, tile, align), tile_spans(wp, tile, align)
+    win_h, win_w = min(hp, rows[0][1] + 2 * context), min(wp, cols[0][1] + 2 * context)
+    for y0, y1 in rows:
+        for x0, x1 in cols:
             if y0 >= h or x0 >= w: continue
             # every window has the same size (moved inward at the edges, on the grid since context is a
             # multiple of it), so a runtime that plans memory per shape reuses one plan for every tile

@@ -11,6 +11,10 @@ def test_spans_cover_on_grid():
     assert spans[0][0] == 0 and spans[-1][1] == 1000 and all(a % 32 == 0 for a, _ in spans)
     assert all(b == c for (_, b), (c, _) in zip(spans, spans[1:]))
     assert tile_spans(20, 256) == [(0, 20)]
+    # as few cores as fit, of nearly equal size: no thin last core computing a whole window for a few rows
+    for length, tile in [(3000, 1280), (1000, 300), (8672, 1280), (1056, 512)]:
+        sizes = [b - a for a, b in tile_spans(length, tile)]
+        assert len(sizes) == -(-length // tile) and max(sizes) <= tile and max(sizes) - min(sizes) < 32 * len(sizes)
 
 
 def test_choose_tile_size():
