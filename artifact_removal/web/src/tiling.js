@@ -1,13 +1,15 @@
 // Tiles cut exactly as artifact_removal/tiling.py `run_tiled` cuts them, so a tiled image in the page matches the
 // Python path: the image is padded (edge replication) to a multiple of `align`, the network's stride and a
-// multiple of the 8x8 JPEG grid; cores of `tile` px start on multiples of it; each is read with `context` px
-// (rounded up to the grid) on every side, all windows the same size (moved inward at the edges), and only the core
-// is kept. Images are RGBA bytes; the network's input and output are planar float RGB in [0, 1].
+// multiple of the 8x8 JPEG grid; cores of at most `tile` px, of nearly equal size, start on multiples of it; each
+// is read with `context` px (rounded up to the grid) on every side, all windows the same size (moved inward at the
+// edges), and only the core is kept. Images are RGBA bytes; the network's input and output are planar float RGB in [0, 1].
 
-/** Core spans [start, stop) covering [0, length) with cores of at most `tile` px starting on multiples of `align`. */
+/** Core spans [start, stop) covering [0, length) with cores of at most `tile` px starting on multiples of `align`,
+ * as few as can be and of nearly equal size (every window is computed whole: a thin last core would cost a full one). */
 export function tileSpans(length, tile, align = 32) {
   const size = Math.max(align, Math.floor(tile / align) * align), spans = [];
-  for (let s = 0; s < length; s += size) spans.push([s, Math.min(s + size, length)]);
+  const core = length > size ? Math.ceil(Math.ceil(length / Math.ceil(length / size)) / align) * align : size;
+  for (let s = 0; s < length; s += core) spans.push([s, Math.min(s + core, length)]);
   return spans;
 }
 
@@ -18,10 +20,11 @@ export function tileWindows(h, w, tile, context, align = 32) {
   if (!tile) return [{top: 0, left: 0, height: h, width: w, y0: 0, y1: h, x0: 0, x1: w}];
   const hp = h + (align - h % align) % align, wp = w + (align - w % align) % align;
   const pad = Math.ceil(context / align) * align;
-  const height = Math.min(hp, tile + 2 * pad), width = Math.min(wp, tile + 2 * pad);
+  const rows = tileSpans(hp, tile, align), cols = tileSpans(wp, tile, align);
+  const height = Math.min(hp, rows[0][1] + 2 * pad), width = Math.min(wp, cols[0][1] + 2 * pad);
   const windows = [];
-  for (const [y0, y1] of tileSpans(hp, tile, align)) {
-    for (const [x0, x1] of tileSpans(wp, tile, align)) {
+  for (const [y0, y1] of rows) {
+    for (const [x0, x1] of cols) {
       const top = Math.min(Math.max(0, y0 - pad), hp - height), left = Math.min(Math.max(0, x0 - pad), wp - width);
       windows.push({top, left, height, width, y0, y1: Math.min(y1, h), x0, x1: Math.min(x1, w)});
     }
