@@ -53,8 +53,9 @@ def _memory_budgets(device) -> tuple:
     """Bytes of activations (whole image, one tile). GPU: half / a quarter of free memory. CPU: a quarter of the
     available RAM, 4 GiB at most, for both: one tile runs at a time, and each tile also computes `context` px on
     every side, so smaller tiles cost more (a 50 MP photo: 399 s in 256-px tiles within 1.7 GiB, 180 s in 1216-px
-    tiles within 4.0 GiB; docs/benchmarks/speed.md). Available, not free: on a machine up for a while the page cache holds most of the RAM,
-    and sizing from the free pages gave 32-px tiles that ran an image 10 times slower."""
+    tiles within 4.0 GiB; docs/benchmarks/speed.md). Available, not free: on a machine up for a while the page
+    cache holds most of the RAM, and sizing from the free pages gave 32-px tiles that ran a LIVE1 image about 30
+    times slower."""
     if device.type == 'cuda':
         free = torch.cuda.mem_get_info(device)[0]
         return int(free * 0.5), int(free * 0.25)

@@ -16,12 +16,15 @@ import torch
 __all__ = ['tile_spans', 'choose_tile_size', 'run_tiled', 'arrays_to_batch', 'batch_to_arrays', 'bicubic_upscale']
 
 
+def _round_up(n, align): return -(-n // align) * align
+
+
 def tile_spans(length, tile, align=32):
     """Core spans (start, stop) covering [0, length) with cores of at most `tile` px starting on multiples of `align`,
     as few as can be and of nearly equal size: every window is computed whole, so a thin last core would cost a
     full window."""
     tile = max(align, tile // align * align)
-    core = -(-length // -(-length // tile) // align) * align if length > tile else tile
+    core = _round_up(-(-length // -(-length // tile)), align) if length > tile else tile
     return [(s, min(s + core, length)) for s in range(0, length, core)]
 
 
@@ -30,7 +33,7 @@ def choose_tile_size(bytes_per_pixel, budget_bytes, context=64, align=32, larges
     at least twice the context: a smaller core spends most of its run on context (a 32-px core in 64 px of context
     runs 25 times the pixels it returns)."""
     side = int(math.sqrt(max(budget_bytes, 1) / max(bytes_per_pixel, 1e-9))) - 2 * context
-    return int(min(largest, max(-(-2 * context // align) * align, side // align * align)))
+    return int(min(largest, max(_round_up(2 * context, align), side // align * align)))
 
 
 def _scale(dtype): return float(np.iinfo(dtype).max) if np.dtype(dtype).kind in 'ui' else 1.0
@@ -75,7 +78,7 @@ def run_tiled(fn, image: np.ndarray, tile=0, context=64, align=32, scale=1):
     h, w = image.shape[:2]
     if not tile: return run(image)
     hp, wp = h + -h % align, w + -w % align  # tiles cover the image padded to the grid, as the network pads it
-    context, s = -(-context // align) * align, scale
+    context, s = _round_up(context, align), scale
     out = np.empty((h * s, w * s, *image.shape[2:]), image.dtype)
     rows, cols = tile_spans(hp, tile, align), tile_spans(wp, tile, align)
     win_h, win_w = min(hp, rows[0][1] + 2 * context), min(wp, cols[0][1] + 2 * context)

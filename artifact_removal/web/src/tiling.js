@@ -2,10 +2,12 @@
 // Python path: the image is padded (edge replication) to a multiple of `align`, the network's stride and a
 // multiple of the 8x8 JPEG grid; cores of at most `tile` px, of nearly equal size, start on multiples of it; each
 // is read with `context` px (rounded up to the grid) on every side, all windows the same size (moved inward at the
-// edges), and only the core is kept. Images are RGBA bytes; the network's input and output are planar float RGB in [0, 1].
+// edges), and only the core is kept. Images are RGBA bytes; the network's input and output are planar float RGB
+// in [0, 1].
 
 /** Core spans [start, stop) covering [0, length) with cores of at most `tile` px starting on multiples of `align`,
- * as few as can be and of nearly equal size (every window is computed whole: a thin last core would cost a full one). */
+ * as few as can be and of nearly equal size (every window is computed whole: a thin last core would cost a full
+ * one). */
 export function tileSpans(length, tile, align = 32) {
   const size = Math.max(align, Math.floor(tile / align) * align), spans = [];
   const core = length > size ? Math.ceil(Math.ceil(length / Math.ceil(length / size)) / align) * align : size;
