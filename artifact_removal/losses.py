@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ['CharbonnierLoss', 'SSIMLoss', 'MSSSIMLoss', 'PerceptualLoss', 'rgb_to_ycbcr', 'YCbCrL1', 'LowFrequencyL1',
-           'BlockEdgeLoss', 'PSNRLoss', 'quality_reading_loss', 'CombinedLoss', 'parse_loss_spec', 'create_loss', 'LOSSES']
+           'BlockEdgeLoss', 'FlatAreaL1', 'PSNRLoss', 'quality_reading_loss', 'CombinedLoss', 'parse_loss_spec', 'create_loss', 'LOSSES']
 
 
 class CharbonnierLoss(nn.Module):
@@ -66,7 +66,27 @@ class YCbCrL1(nn.Module):
     def __init__(self, chroma=2.):
         super().__init__()
         self.register_buffer('w', torch.tensor([1., chroma, chroma]).view(1, 3, 1, 1) / (1 + 2 * chroma), persistent=False)
-    def forward(self, pred, target): return ((rgb_to_ycbcr(pred) - rgb_to_ycbcr(target)).abs() * self.w).sum(1).mean()
+    def error_map(self, pred, target) -> torch.Tensor:
+        "The weighted YCbCr error of each pixel, Bx1xHxW."
+        return ((rgb_to_ycbcr(pred) - rgb_to_ycbcr(target)).abs() * self.w).sum(1, keepdim=True)
+    def forward(self, pred, target): return self.error_map(pred, target).mean()
+
+
+def flatness(y, window=7, tau=2 / 255) -> torch.Tensor:
+    "exp(-(local std / tau)^2) of a Bx1xHxW luma over `window` px: 1 on a flat area, near 0 on texture and edges."
+    mean = lambda t: F.avg_pool2d(t, window, 1, window // 2, count_include_pad=False)
+    var = (mean(y * y) - mean(y) ** 2).clamp_min(0)
+    return torch.exp(-var / tau ** 2)
+
+
+class FlatAreaL1(YCbCrL1):
+    """`ycbcr`'s L1 over the target's flat areas only (skies, walls, gradients: `flatness`), averaged over them:
+    texture a perceptual loss invents there, and a colour cast, are a small part of a photo's loss but all of
+    this one, so smooth content is held without weighting every pixel of a photo. A batch without flat areas
+    adds nothing."""
+    def forward(self, pred, target):
+        with torch.no_grad(): w = flatness(rgb_to_ycbcr(target)[:, :1])
+        return (self.error_map(pred, target) * w).sum() / (w.sum() + 1.)
 
 
 class LowFrequencyL1(nn.Module):
@@ -122,7 +142,8 @@ def quality_reading_loss(estimate, quality, quantile=0.5, ramp=(15, 45)) -> torc
     return 2 * torch.maximum(tau * d, (tau - 1) * d).mean()
 
 
-LOSSES = {'l1': nn.L1Loss, 'ycbcr': YCbCrL1, 'lowfreq': LowFrequencyL1, 'blockedge': BlockEdgeLoss, 'psnr': PSNRLoss, 'mse': nn.MSELoss, 'charbonnier': CharbonnierLoss, 'ssim': SSIMLoss,
+LOSSES = {'l1': nn.L1Loss, 'ycbcr': YCbCrL1, 'lowfreq': LowFrequencyL1, 'blockedge': BlockEdgeLoss, 'flat': FlatAreaL1,
+          'psnr': PSNRLoss, 'mse': nn.MSELoss, 'charbonnier': CharbonnierLoss, 'ssim': SSIMLoss,
           'ms_ssim': MSSSIMLoss, 'stlpips': PerceptualLoss,
           'lpips': lambda: PerceptualLoss(variant=None)}
 

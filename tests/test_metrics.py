@@ -59,6 +59,22 @@ def test_psnr_loss_weighs_every_image_by_its_db():
     assert PSNRLoss()(y, y) == pytest.approx(10 * np.log10((0.5 / 255) ** 2))
 
 
+def test_flat_area_loss_sees_only_flat_areas():
+    "Texture added to the flat half of a target costs; the same texture on its textured half costs nothing."
+    from artifact_removal.losses import FlatAreaL1, flatness
+    g = torch.Generator().manual_seed(0)
+    y = torch.full((1, 3, 64, 64), 0.5)
+    y[..., 32:] += 0.2 * torch.rand(1, 3, 64, 32, generator=g)
+    w = flatness(y[:, :1])
+    assert float(w[..., :24].min()) > 0.99 and float(w[..., 40:].max()) < 0.01
+    noise = 0.05 * torch.randn(1, 3, 64, 64, generator=g)
+    on_flat, on_texture = y.clone(), y.clone()
+    on_flat[..., :32] += noise[..., :32]
+    on_texture[..., 32:] += noise[..., 32:]
+    loss = FlatAreaL1()
+    assert float(loss(on_flat, y)) > 0.02 > 0.002 > float(loss(on_texture, y)) and float(loss(y, y)) == 0
+
+
 def test_perceptual_loss_on_unit_range():
     "LPIPS with an untrained trunk (offline) takes [0,1] images and gives 0 for identical ones."
     loss = PerceptualLoss(variant=None, pnet_rand=True)
