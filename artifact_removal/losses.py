@@ -7,7 +7,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ['CharbonnierLoss', 'SSIMLoss', 'MSSSIMLoss', 'PerceptualLoss', 'rgb_to_ycbcr', 'YCbCrL1', 'LowFrequencyL1',
-           'BlockEdgeLoss', 'FlatAreaL1', 'PSNRLoss', 'quality_reading_loss', 'CombinedLoss', 'parse_loss_spec', 'create_loss', 'LOSSES']
+           'BlockEdgeLoss', 'flatness', 'FlatAreaL1', 'PSNRLoss', 'quality_reading_loss', 'CombinedLoss',
+           'parse_loss_spec', 'create_loss', 'LOSSES']
 
 
 class CharbonnierLoss(nn.Module):
