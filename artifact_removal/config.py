@@ -21,6 +21,10 @@ class NoGANConfig:
     bs: int = setting(32, 'batch size')
     n_patches: int = setting(16, 'random patches per BSDS-sized training image and epoch (more for larger images)')
     quality: tuple = setting((5, 95), 'JPEG quality range LOW HIGH of the training inputs')
+    quality_bias: float = setting(2.0, 'how strongly the drawn qualities lean to LOW: 1 uniform, 2 squares a uniform '
+                                  'draw (about 41%% at q20 or below, 12%% at q75 or above)')
+    p_clean: float = setting(0.05, 'share of x1 training inputs left uncompressed (quality label 100), so the model '
+                             'learns to leave clean pictures alone; x2 runs keep a third of their small inputs clean')
     video: float = setting(0.0, 'share of the training pairs that are frames of H.264/H.265/MPEG-4/MPEG-2 clips '
                            'made from the photos (pans, zooms), the rest JPEG; a blind model only (--no-quality-aware)')
     gen_loss: str = setting('ycbcr+lowfreq+blockedge', "stage-1 content loss, e.g. 'l1' or "
@@ -75,6 +79,9 @@ class NoGANConfig:
         if self.gen_minutes < 0: raise ValueError(f'gen_minutes is a time budget, not {self.gen_minutes}')
         if not 0 < self.estimator_quantile < 1:
             raise ValueError(f'estimator_quantile is a quantile, between 0 and 1, got {self.estimator_quantile}')
+        if self.quality_bias <= 0: raise ValueError(f'quality_bias must be above 0, got {self.quality_bias}')
+        if not 0 <= self.p_clean < 1:
+            raise ValueError(f'p_clean is a share of the training pairs, 0 to below 1, got {self.p_clean}')
         if not 0 <= self.video <= 1: raise ValueError(f'video is a share of the training pairs, 0..1, got {self.video}')
         if self.video and self.quality_aware:
             raise ValueError('video frames have no JPEG quality to condition on: train them with --no-quality-aware')
@@ -86,8 +93,9 @@ class NoGANConfig:
         """The training inputs' damage (a `JPEGDegradation`; with a scale, an `SRDegradation` ending in one): one place
         for the pairs and the critic's patches."""
         from .degrade import JPEGDegradation, SRDegradation
-        if self.scale == 1: return JPEGDegradation(quality=self.quality)
-        return SRDegradation(self.scale, jpeg=JPEGDegradation(quality=self.quality, p_clean=1 / 3))
+        jpeg = dict(quality=self.quality, bias=self.quality_bias)
+        if self.scale == 1: return JPEGDegradation(**jpeg, p_clean=self.p_clean)
+        return SRDegradation(self.scale, jpeg=JPEGDegradation(**jpeg, p_clean=1 / 3))
 
 
 def __getattr__(name):
