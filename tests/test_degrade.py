@@ -56,3 +56,16 @@ def test_clean_share_and_quality_bias(img):
     qs = [sample_quality(rng, 5, 95, 2.0) for _ in range(2000)]
     assert min(qs) >= 5 and max(qs) <= 95 and np.median(qs) < 40
     with pytest.raises(ValueError, match='quality'): jpeg_compress(img, 0)
+
+
+def test_config_sets_the_clean_and_high_quality_shares(img):
+    "--p-clean and --quality-bias reach the training pairs: more untouched and more high-quality inputs."
+    from artifact_removal.config import NoGANConfig
+
+    def shares(**kw):
+        deg, rng = NoGANConfig(**kw).degradation(), np.random.default_rng(0)
+        labels = np.array([deg(img, rng)[1] for _ in range(400)])
+        return (labels == 100).mean(), ((labels >= 75) & (labels < 100)).mean()
+    clean, high = shares()
+    held_clean, held_high = shares(p_clean=0.3, quality_bias=1.0)
+    assert clean < 0.1 < 0.2 < held_clean and high < held_high

@@ -94,6 +94,8 @@ def test_cli_bad_data(tmp_path, capsys):
     (['--bs', '0'], 'bs must be at least 1'),
     (['--gen-minutes', '-1'], 'gen_minutes is a time budget'),
     (['--estimator-quantile', '1'], 'estimator_quantile is a quantile'),
+    (['--p-clean', '1'], 'p_clean is a share'),
+    (['--quality-bias', '0'], 'quality_bias must be above 0'),
     (['--init', 'missing.safetensors'], 'missing.safetensors: no such weights file'),
     (['--init', 'truncated.safetensors'], 'truncated.safetensors: not a weights file'),
     (['--init', 'truncated.pth'], 'truncated.pth: not a weights file'),
