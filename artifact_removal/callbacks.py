@@ -168,16 +168,23 @@ class QualityConditioning(Callback):
     loss. In a share `p_estimated` of the batches the generator is told the estimator's reading (detached)
     instead of the label: in use it is told an estimate for every input without JPEG tables, and it must not
     over-smooth where the estimate is low (smooth content, whose small DCT coefficients look like heavy
-    quantization); the other batches teach it what the quality means."""
+    quantization); the other batches teach it what the quality means. A share `p_underread` of the samples is
+    told a quality below its own (between half and all of it), as the estimator reads content it cannot judge:
+    the generator learns to check the pixels before it smooths, so a low reading of a nearly clean image does
+    little harm."""
     order = 5
-    def __init__(self, weight=0.1, p_estimated=0.5, quantile=0.5): store_attr()
+    def __init__(self, weight=0.1, p_estimated=0.5, quantile=0.5, p_underread=0.0): store_attr()
     def before_batch(self):
         self.estimate = None
         model = getattr(self.model, 'module', self.model)  # the generator itself inside DistributedDataParallel
         if not self.training or len(self.xb) < 2 or not getattr(model, 'quality_aware', False): return
         x, self.label = self.xb[0], self.xb[1].as_subclass(torch.Tensor).float()
         self.estimate = model.estimator(x.as_subclass(torch.Tensor)).float()
-        if torch.rand(()) < self.p_estimated: self.learn.xb = (x, self.estimate.detach())
+        told = self.estimate.detach() if torch.rand(()) < self.p_estimated else self.label
+        if self.p_underread:
+            under = torch.rand_like(told) < self.p_underread
+            told = torch.where(under, told * torch.empty_like(told).uniform_(0.5, 1), told)
+        self.learn.xb = (x, told)
     def after_loss(self):
         if self.estimate is None: return
         err = quality_reading_loss(self.estimate, self.label, self.quantile)

@@ -36,6 +36,9 @@ class NoGANConfig:
                                              "most qualities (flat areas) reads high and is left alone")
     p_estimated: float = setting(0.5, "share of batches in which the generator is told its estimator's reading of "
                                       "the quality instead of the label, as it is in use")
+    p_underread: float = setting(0.0, 'share of samples the generator is told a quality below their own (half to '
+                                 'all of it), as the estimator reads flat content it cannot judge: it learns to '
+                                 'check the pixels before it smooths')
     gen_epochs: int = setting(30, 'stage-1 epochs; 0 starts the GAN cycle from --init as it is')
     gen_minutes: float = setting(0.0, 'stage-1 time budget in minutes: sizes the epochs so --gen-epochs fill it')
     gen_frozen_epochs: int = setting(2, 'epochs with the encoder frozen first (only with --pretrained)')
@@ -80,6 +83,8 @@ class NoGANConfig:
         if not 0 < self.estimator_quantile < 1:
             raise ValueError(f'estimator_quantile is a quantile, between 0 and 1, got {self.estimator_quantile}')
         if self.quality_bias <= 0: raise ValueError(f'quality_bias must be above 0, got {self.quality_bias}')
+        if not 0 <= self.p_underread <= 1:
+            raise ValueError(f'p_underread is a share of the samples, 0..1, got {self.p_underread}')
         if not 0 <= self.p_clean < 1:
             raise ValueError(f'p_clean is a share of the training pairs, 0 to below 1, got {self.p_clean}')
         if not 0 <= self.video <= 1: raise ValueError(f'video is a share of the training pairs, 0..1, got {self.video}')

@@ -28,20 +28,20 @@ __all__ = ['bf16_supported', 'gen_learner', 'QUALITY_LR_MULT', 'generator_groups
 
 def gen_learner(dls, arch='mobilenetv3_small_100', loss='l1', pretrained=False, mixed_precision=None,
                 quality_aware=None, fixed_bn=False, estimator_weight=0.1, p_estimated=0.5, estimator_quantile=0.5,
-                **kwargs) -> Learner:
+                p_underread=0.0, **kwargs) -> Learner:
     """A fastai Learner for the generator `arch` with content `loss` (a spec for `create_loss`) and a PSNR metric.
 
     channels_last memory format; bf16 mixed precision when `mixed_precision` (default: where it is native).
     `quality_aware` (default: the config's) conditions it on the quality in each batch (in a share `p_estimated`
-    of batches its estimator's reading) and trains its estimator (`QualityConditioning`, its error at
-    `estimator_quantile`); `fixed_bn` freezes the
-    BatchNorm statistics.
+    of batches its estimator's reading, in a share `p_underread` of samples a lower quality) and trains its
+    estimator (`QualityConditioning`, its error at `estimator_quantile`); `fixed_bn` freezes the BatchNorm
+    statistics.
     """
     model = create_generator(arch, pretrained=pretrained, quality_aware=quality_aware,
                              fixed_bn=fixed_bn).to(memory_format=torch.channels_last)
     loss_func = create_loss(loss) if isinstance(loss, (str, dict)) else loss
     learn = Learner(dls, model, loss_func=loss_func, metrics=[psnr_batch], opt_func=Adam, **kwargs)
-    if model.quality_aware: learn.add_cb(QualityConditioning(estimator_weight, p_estimated, estimator_quantile))
+    if model.quality_aware: learn.add_cb(QualityConditioning(estimator_weight, p_estimated, estimator_quantile, p_underread))
     if bf16_supported() if mixed_precision is None else mixed_precision:
         if torch.cuda.is_available(): learn.to_bf16()
         else: learn.add_cb(CPUAutocast())  # fastai's MixedPrecision autocasts CUDA only

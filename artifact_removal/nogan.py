@@ -73,7 +73,7 @@ def _scorer(valid, cfg):
 def _gen_learner(dls, cfg, loss, **kwargs):
     return gen_learner(dls, cfg.arch, loss, cfg.pretrained, quality_aware=cfg.quality_aware, fixed_bn=cfg.fixed_bn,
                        estimator_weight=cfg.estimator_weight, p_estimated=cfg.p_estimated,
-                       estimator_quantile=cfg.estimator_quantile, **kwargs)
+                       estimator_quantile=cfg.estimator_quantile, p_underread=cfg.p_underread, **kwargs)
 
 
 def _stage1_learner(dls, cfg):

@@ -126,3 +126,25 @@ def test_quality_reading_loss_is_the_l1_or_leans_high():
     for label, ratio in ((60., 4.), (10., 1.)):
         low, high = (quality_reading_loss(torch.tensor([label + d]), torch.tensor([label]), 0.8) for d in (-10., 10.))
         assert torch.isclose(low, ratio * high) and torch.isclose(low + high, torch.tensor(0.2))
+
+
+@pytest.mark.parametrize('p_estimated', [0.0, 1.0])
+def test_conditioning_tells_some_samples_a_lower_quality(p_estimated):
+    """`p_underread` tells a share of the samples between half and all of their quality (of the label, or of the
+    estimate), so the generator learns not to trust a low reading blindly; the estimator still learns the label."""
+    from types import SimpleNamespace
+    from artifact_removal.callbacks import QualityConditioning
+    torch.manual_seed(0)
+    g = create_generator('mobilenetv3_small_100').train()
+    x, label = torch.rand(64, 3, 32, 32), torch.full((64,), 90.)
+    told = {}
+    for p in (0.0, 0.5):
+        cb = QualityConditioning(p_estimated=p_estimated, p_underread=p)
+        cb.learn = SimpleNamespace(model=g, training=True, xb=(x, label))
+        cb.before_batch()
+        told[p] = cb.learn.xb[1]
+        assert torch.equal(cb.label, label) and cb.estimate.shape == (64,)
+    plain = cb.estimate.detach() if p_estimated else label
+    assert torch.equal(told[0.0], plain)
+    lowered = told[0.5] < plain
+    assert 0.3 < lowered.float().mean() < 0.7 and torch.all(told[0.5][lowered] >= plain[lowered] / 2)
