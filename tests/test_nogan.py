@@ -96,6 +96,7 @@ def test_cli_bad_data(tmp_path, capsys):
     (['--estimator-quantile', '1'], 'estimator_quantile is a quantile'),
     (['--p-clean', '1'], 'p_clean is a share'),
     (['--quality-bias', '0'], 'quality_bias must be above 0'),
+    (['--p-underread', '1.5'], 'p_underread is a share'),
     (['--init', 'missing.safetensors'], 'missing.safetensors: no such weights file'),
     (['--init', 'truncated.safetensors'], 'truncated.safetensors: not a weights file'),
     (['--init', 'truncated.pth'], 'truncated.pth: not a weights file'),
